@@ -1,0 +1,1 @@
+"""Offline checks of rdev's deployment artifacts (kustomize, Dockerfiles, docker-compose)."""

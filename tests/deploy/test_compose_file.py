@@ -1,0 +1,113 @@
+"""docker-compose.yml: the whole system on one machine. Checked by structure here, and by
+`docker compose config -q` (or the standalone `docker-compose`) when one is installed;
+neither needs a Docker engine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from .support import REPO, SERVICES, find_tool, load_documents
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
+HEALTH_PORTS = {"executor": 8081, "webhooks": 8082, "audit": 8083}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    (doc,) = load_documents(COMPOSE_FILE.read_text())
+    return dict(doc)
+
+
+def compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = find_tool("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_compose_config_is_valid() -> None:
+    command = compose_command()
+    if command is None:
+        pytest.skip(
+            "neither the `docker compose` plugin nor `docker-compose` is installed "
+            "(Debian package docker-compose provides the latter)"
+        )
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_runs_the_whole_system(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"nats", "postgres", "migrate", *SERVICES}
+
+
+def test_nats_runs_jetstream_on_a_volume(compose: dict[str, Any]) -> None:
+    nats = compose["services"]["nats"]
+    image, _, tag = nats["image"].partition(":")
+    major, minor = (int(x) for x in tag.split("-")[0].split(".")[:2])
+    assert image == "nats"
+    assert (major, minor) >= (2, 14), nats["image"]
+    command = nats["command"]
+    assert "-js" in command
+    store = command[command.index("-sd") + 1]
+    assert any(v.endswith(f":{store}") for v in nats["volumes"]), "JetStream store not on a volume"
+    assert "healthcheck" in nats
+
+
+def test_postgres_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_migrations_run_once_before_the_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "-m", "rdev_common.db.migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "webhooks", "audit"):
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["postgres"]["condition"] == "service_healthy", name
+    for name in SERVICES:
+        assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy", name
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_service_is_built_from_its_dockerfile(compose: dict[str, Any], svc: str) -> None:
+    service = compose["services"][svc]
+    assert service["build"] == {"context": ".", "dockerfile": f"services/{svc}/Dockerfile"}
+    assert (REPO / service["build"]["dockerfile"]).is_file()
+    assert service["image"].startswith(f"ghcr.io/rdev/rdev-{svc}:")
+    env = service["environment"]
+    assert env["RDEV_NATS_URL"] == "nats://nats:4222"
+    if svc != "executor":
+        assert env["RDEV_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:5432/" in env["RDEV_DATABASE_URL"]
+    if svc in HEALTH_PORTS:
+        assert env["RDEV_HEALTH_PORT"] == str(HEALTH_PORTS[svc])
+        assert env["RDEV_HEALTH_HOST"] == "0.0.0.0"
+
+
+def test_api_is_published_on_8080(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["ports"] == ["8080:8080"]
+    env = api["environment"]
+    assert (env["RDEV_HOST"], env["RDEV_PORT"]) == ("0.0.0.0", "8080")
+    assert "RDEV_BOOTSTRAP_KEY" in env
