@@ -1,0 +1,41 @@
+# rdev: `make run` starts the whole system, `make test` runs the suite.
+# Needs only Python 3.11+, git and make: everything else is bootstrapped into .venv.
+
+PYTHON ?= python3
+UV := .uv/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+MEMBERS := pyproject.toml uv.lock libs/common/pyproject.toml cli/pyproject.toml \
+	services/api/pyproject.toml services/executor/pyproject.toml \
+	services/webhooks/pyproject.toml services/audit/pyproject.toml
+
+.PHONY: run test lint fmt bench clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet uv
+
+$(STAMP): $(UV) $(MEMBERS)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --python $(PYTHON)
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/rdev up
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) .uv .rdev

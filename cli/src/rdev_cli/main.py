@@ -1,0 +1,45 @@
+"""The `rdev` command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from rdev_cli import remote
+
+app = typer.Typer(
+    help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
+)
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(envvar="RDEV_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="RDEV_PORT")] = 8080,
+) -> None:
+    """Run the whole system in the foreground on embedded defaults."""
+    from rdev_cli.supervisor import up as run_up
+
+    raise typer.Exit(run_up(host, port))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations to RDEV_DATABASE_URL (or the embedded SQLite file)."""
+    from rdev_common.db.migrate import main as run_migrations
+
+    run_migrations()
+    typer.echo("migrations applied")
+
+
+app.command(
+    name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(remote.run)
+app.command(name="logs")(remote.logs)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,154 @@
+"""`rdev up`: the whole system in one supervised process tree, on embedded defaults."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdev_common.broker import EmbeddedNats, free_port
+from rdev_common.db.migrate import upgrade
+from rdev_common.settings import CommonSettings
+
+SERVICES = ("api", "executor", "webhooks", "audit")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if `rdev up` itself dies, so nothing is orphaned."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"rdev_{self.name}"],
+            env=self.env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        self.started_at = time.monotonic()
+
+
+@dataclass
+class Supervisor:
+    settings: CommonSettings
+    host: str
+    port: int
+    broker: EmbeddedNats | None = None
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    def start(self) -> None:
+        data_dir = self.settings.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        nats_url = self.settings.nats_url
+        if not nats_url:
+            self.broker = EmbeddedNats(data_dir / "nats")
+            nats_url = self.broker.start()
+            print(f"rdev: embedded nats-server with JetStream at {nats_url}", flush=True)
+        database_url = self.settings.resolved_database_url()
+        upgrade(database_url)
+        env = {
+            **os.environ,
+            "RDEV_NATS_URL": nats_url,
+            "RDEV_DATABASE_URL": database_url,
+            "RDEV_DATA_DIR": str(data_dir),
+            "RDEV_HOST": self.host,
+            "RDEV_PORT": str(self.port),
+        }
+        for name in SERVICES:
+            child_env = dict(env)
+            if name != "api":
+                child_env["RDEV_HEALTH_PORT"] = str(free_port())
+            self.children.append(Child(name, child_env))
+        for child in self.children:
+            child.start()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> bool:
+        url = f"http://{self.host}:{self.port}/readyz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.stopping:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def supervise(self) -> None:
+        """Restart a service that died, with back-off; return when asked to stop."""
+        while not self.stopping:
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None:
+                    code = child.process.returncode
+                    backoff = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                    if time.monotonic() - child.started_at > 60:
+                        child.restarts = 0
+                    print(
+                        f"rdev: {child.name} exited with {code}; restarting in {backoff:g}s",
+                        flush=True,
+                    )
+                    time.sleep(backoff)
+                    child.restarts += 1
+                    if not self.stopping:
+                        child.start()
+            time.sleep(0.2)
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self.stopping = True
+        live = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for proc in live:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def up(host: str, port: int) -> int:
+    settings = CommonSettings()
+    supervisor = Supervisor(settings, host, port)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        supervisor.start()
+        if supervisor.wait_ready():
+            key_file = Path(settings.data_dir).resolve() / "admin.key"
+            print(
+                f"rdev: up at http://{host}:{port} (admin key in {key_file} unless "
+                "RDEV_BOOTSTRAP_KEY is set); Ctrl-C stops",
+                flush=True,
+            )
+        elif not supervisor.stopping:
+            print("rdev: the API did not become ready; still trying", flush=True)
+        supervisor.supervise()
+    finally:
+        supervisor.stop()
+        print("rdev: stopped", flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""rdev_common: the event contract and everything the rdev services share."""

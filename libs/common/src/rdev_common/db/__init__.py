@@ -1,0 +1,1 @@
+"""Database: table definitions, engine factory and Alembic migrations."""

@@ -1,0 +1,168 @@
+"""The event contract: CloudEvents 1.0 envelopes around frozen, versioned payloads.
+
+Every event rdev publishes is a CloudEvent in JSON structured mode. The payload
+models below are the public contract for internal subscribers; a change of shape
+gets a new `type` version, never an in-place edit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rdev_common.ids import new_id
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "dev.rdev."
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Reason(StrEnum):
+    """Why a run ended."""
+
+    EXITED = "exited"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    ERROR = "error"
+
+
+class EventData(BaseModel):
+    """Base of every payload: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    @classmethod
+    def event_type(cls) -> str:
+        return f"{TYPE_PREFIX}{cls.kind}.v{cls.version}"
+
+
+class CommandRequested(EventData):
+    kind = "command.requested"
+    command_id: str
+    project: str
+    command: str
+    priority: Priority = Priority.NORMAL
+    timeout_s: float | None = None
+    workdir: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    actor: str | None = None
+    client_ip: str | None = None
+    idempotency_key: str | None = None
+
+
+class CommandStarted(EventData):
+    kind = "command.started"
+    command_id: str
+    project: str
+    executor: str
+    attempt: int = 1
+
+
+class CommandOutput(EventData):
+    """A batch of consecutive lines of one stream.
+
+    `first_line` is the 1-based number of `lines[0]` in the run's combined log.
+    `partial` lists indices of lines that were split because they were too long:
+    the line at such an index continues in the next one.
+    """
+
+    kind = "command.output"
+    command_id: str
+    stream: Literal["stdout", "stderr"]
+    first_line: int
+    lines: list[str]
+    partial: list[int] = Field(default_factory=list)
+
+
+class CommandCompleted(EventData):
+    kind = "command.completed"
+    command_id: str
+    project: str
+    exit_code: int
+    reason: Reason
+    duration_ms: int
+    error: str | None = None
+    lines: int = 0
+    bytes: int = 0
+    truncated: bool = False
+
+
+class CommandCancelRequested(EventData):
+    kind = "command.cancel_requested"
+    command_id: str
+    project: str
+    actor: str | None = None
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    m.event_type(): m
+    for m in (
+        CommandRequested,
+        CommandStarted,
+        CommandOutput,
+        CommandCompleted,
+        CommandCancelRequested,
+    )
+}
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents 1.0 envelope, JSON structured mode, with rdev's extensions."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: str = Field(default_factory=new_id)
+    source: str
+    type: str
+    subject: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+    project: str | None = None
+    actor: str | None = None
+    traceparent: str | None = None
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: EventData,
+        *,
+        source: str,
+        subject: str,
+        project: str | None = None,
+        actor: str | None = None,
+        traceparent: str | None = None,
+    ) -> CloudEvent:
+        return cls(
+            source=source,
+            type=payload.event_type(),
+            subject=subject,
+            data=payload.model_dump(mode="json"),
+            project=project,
+            actor=actor,
+            traceparent=traceparent,
+        )
+
+    def payload(self) -> EventData:
+        """The typed payload; raises KeyError for an unknown event type."""
+        return EVENT_TYPES[self.type].model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CloudEvent:
+        return cls.model_validate_json(raw)

@@ -1,0 +1,163 @@
+"""Every JetStream stream and durable consumer rdev uses, defined in one place.
+
+Streams use LIMITS retention (replay needs history). RDEV_RUNS receives each
+`command.requested` from RDEV_COMMANDS server-side (a source with a subject
+transform), so one ordered consumer on RDEV_RUNS sees a run from queued to
+completed without the API publishing twice. RDEV_LIFECYCLE holds only the
+low-volume lifecycle events of RDEV_RUNS, so webhooks and audit never step over
+output batches. Minimum server version: 2.11 (subject transforms on sources).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
+from nats.js.errors import NotFoundError
+
+from rdev_common import subjects
+from rdev_common.events import Priority
+from rdev_common.settings import CommonSettings
+
+COMMANDS = "RDEV_COMMANDS"
+RUNS = "RDEV_RUNS"
+LIFECYCLE = "RDEV_LIFECYCLE"
+ADMIN = "RDEV_ADMIN"
+WEBHOOKS = "RDEV_WEBHOOKS"
+ALL_STREAMS = (COMMANDS, RUNS, LIFECYCLE, ADMIN, WEBHOOKS)
+
+MIB = 1024 * 1024
+
+
+def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
+    """The stream definitions, with retention and replicas from settings."""
+    common = {
+        "retention": RetentionPolicy.LIMITS,
+        "storage": StorageType.FILE,
+        "num_replicas": settings.stream_replicas,
+        "discard": DiscardPolicy.OLD,
+        "allow_direct": True,
+        "duplicate_window": settings.dedup_window_s,
+    }
+    requested_into_runs = StreamSource(
+        name=COMMANDS,
+        subject_transforms=[
+            SubjectTransform(
+                src=f"{subjects.COMMANDS_PREFIX}.*.*.*",
+                dest=f"{subjects.RUNS_PREFIX}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.requested",
+            )
+        ],
+    )
+    lifecycle_from_runs = StreamSource(
+        name=RUNS,
+        subject_transforms=[
+            SubjectTransform(
+                src=subjects.any_run_event(kind),
+                dest=f"{subjects.RUNS_PREFIX}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{kind}",
+            )
+            for kind in subjects.LIFECYCLE_KINDS
+        ],
+    )
+    return [
+        StreamConfig(
+            name=COMMANDS,
+            description="command.requested, by priority and project",
+            subjects=[f"{subjects.COMMANDS_PREFIX}.*.*.*"],
+            max_age=settings.commands_max_age_s,
+            **common,
+        ),
+        StreamConfig(
+            name=RUNS,
+            description="everything one run's SSE stream replays, in order",
+            subjects=[f"{subjects.RUNS_PREFIX}.*.*.*"],
+            max_age=settings.runs_max_age_s,
+            max_bytes=settings.runs_max_bytes,
+            max_msg_size=2 * MIB,
+            sources=[requested_into_runs],
+            **common,
+        ),
+        StreamConfig(
+            name=LIFECYCLE,
+            description="lifecycle events of RDEV_RUNS, without output",
+            max_age=settings.admin_max_age_s,
+            sources=[lifecycle_from_runs],
+            **common,
+        ),
+        StreamConfig(
+            name=ADMIN,
+            description="project.*, api_key.*, webhook.* changes",
+            subjects=[f"{subjects.ADMIN_PREFIX}.*.*"],
+            max_age=settings.admin_max_age_s,
+            **common,
+        ),
+        StreamConfig(
+            name=WEBHOOKS,
+            description="webhook delivery attempts and endpoint state",
+            subjects=[f"{subjects.WEBHOOKS_PREFIX}.*.*"],
+            max_age=settings.admin_max_age_s,
+            **common,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class DurableConsumer:
+    stream: str
+    config: ConsumerConfig
+
+
+def executor_consumer(priority: Priority, ack_wait_s: float) -> DurableConsumer:
+    """One pull consumer per priority; the executor sweeps them high → low."""
+    return DurableConsumer(
+        COMMANDS,
+        ConsumerConfig(
+            durable_name=f"executor-{priority.value}",
+            filter_subject=subjects.commands_of_priority(priority),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+            max_ack_pending=10_000,
+        ),
+    )
+
+
+def lifecycle_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsumer:
+    """A durable pull consumer of every run lifecycle event, for `service`."""
+    return DurableConsumer(
+        LIFECYCLE,
+        ConsumerConfig(
+            durable_name=f"{service}-runs",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+        ),
+    )
+
+
+async def ensure_streams(js: JetStreamContext, settings: CommonSettings) -> None:
+    """Create or update every stream; safe to run from any service at start-up."""
+    for config in stream_configs(settings):
+        try:
+            await js.stream_info(config.name or "")
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+async def ensure_consumer(js: JetStreamContext, consumer: DurableConsumer) -> None:
+    """Create the durable consumer, or update it to the current definition."""
+    await js.add_consumer(consumer.stream, consumer.config)

@@ -1,0 +1,105 @@
+"""The command log on JetStream: requests go to RDEV_COMMANDS, state is read back by direct get."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from rdev_api.service_layer.ports import CommandState, Submitted
+from rdev_common import streams, subjects
+from rdev_common.events import (
+    CloudEvent,
+    CommandCancelRequested,
+    CommandCompleted,
+    CommandRequested,
+)
+
+SOURCE = "rdev/api"
+
+
+class NatsCommandLog:
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def request(
+        self, event: CommandRequested, event_id: str, traceparent: str | None
+    ) -> Submitted:
+        envelope = CloudEvent.wrap(
+            event,
+            source=SOURCE,
+            subject=event.command_id,
+            project=event.project,
+            actor=event.actor,
+            traceparent=traceparent,
+        ).model_copy(update={"id": event_id})
+        headers = {"Nats-Msg-Id": event_id}
+        if traceparent:
+            headers["traceparent"] = traceparent
+        ack = await self.js.publish(
+            subjects.command(event.priority, event.project, event.command_id),
+            envelope.to_bytes(),
+            headers=headers,
+            stream=streams.COMMANDS,
+        )
+        return Submitted(
+            command_id=event.command_id, sequence=ack.seq, duplicate=bool(ack.duplicate)
+        )
+
+    async def cancel(self, event: CommandCancelRequested) -> None:
+        envelope = CloudEvent.wrap(
+            event, source=SOURCE, subject=event.command_id, project=event.project, actor=event.actor
+        )
+        await self.js.publish(
+            subjects.run_event(event.project, event.command_id, "cancel_requested"),
+            envelope.to_bytes(),
+            headers={"Nats-Msg-Id": envelope.id},
+            stream=streams.RUNS,
+        )
+
+    async def _last(self, stream: str, subject: str) -> CloudEvent | None:
+        try:
+            msg = await self.js.get_last_msg(stream, subject, direct=True)
+        except NotFoundError:
+            return None
+        return CloudEvent.from_bytes(msg.data or b"")
+
+    async def state(self, command_id: str, project: str | None = None) -> CommandState | None:
+        requested = await self._last(
+            streams.COMMANDS, f"{subjects.COMMANDS_PREFIX}.*.{project or '*'}.{command_id}"
+        )
+        if requested is None:
+            return None
+        req = CommandRequested.model_validate(requested.data)
+        started, completed = await asyncio.gather(
+            self._last(streams.RUNS, subjects.run_event(req.project, command_id, "started")),
+            self._last(streams.RUNS, subjects.run_event(req.project, command_id, "completed")),
+        )
+        return _state(req, requested.time, started, completed)
+
+
+def _state(
+    req: CommandRequested,
+    requested_at: datetime,
+    started: CloudEvent | None,
+    completed: CloudEvent | None,
+) -> CommandState:
+    status = "completed" if completed else "running" if started else "queued"
+    done = CommandCompleted.model_validate(completed.data) if completed else None
+    return CommandState(
+        id=req.command_id,
+        project=req.project,
+        command=req.command,
+        priority=req.priority,
+        status=status,
+        requested_at=requested_at,
+        timeout_s=req.timeout_s,
+        started_at=started.time if started else None,
+        completed_at=completed.time if completed else None,
+        exit_code=done.exit_code if done else None,
+        reason=done.reason.value if done else None,
+        duration_ms=done.duration_ms if done else None,
+        error=done.error if done else None,
+    )

@@ -1,0 +1,81 @@
+"""Composition root of the api: builds the adapters and the FastAPI app. No I/O at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from rdev_api.adapters.nats_command_log import NatsCommandLog
+from rdev_api.adapters.nats_run_reader import NatsRunReader
+from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
+from rdev_api.entrypoints.http.app import build_app
+from rdev_api.service_layer.auth import ensure_bootstrap_key
+from rdev_api.service_layer.ports import Services
+from rdev_api.settings import ApiSettings
+from rdev_common.broker import connect
+from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.streams import ensure_streams
+
+log = structlog.get_logger()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _save_generated_key(settings: ApiSettings, secret: str) -> None:
+    path = settings.data_dir / "admin.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    print(f"\nrdev admin API key (shown once, also saved to {path}):\n\n    {secret}\n", flush=True)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await connect(settings.require_nats_url(), "rdev-api")
+        js = nc.jetstream()
+        await ensure_streams(js, settings)
+        engine = create_engine(settings.resolved_database_url())
+        sessions = session_factory(engine)
+
+        async def database_answers() -> bool:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+
+        async def broker_answers() -> bool:
+            await js.account_info()
+            return nc.is_connected
+
+        services = Services(
+            uow=lambda: SqlAlchemyUnitOfWork(sessions),
+            command_log=NatsCommandLog(js),
+            run_reader=NatsRunReader(js),
+            clock=utcnow,
+            ready_checks={"nats": broker_answers, "database": database_answers},
+        )
+        secret = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
+        generated = await ensure_bootstrap_key(services.uow(), secret, services.clock())
+        if generated:
+            _save_generated_key(settings, generated)
+        app.state.services = services
+        app.state.settings = settings
+        log.info("api started", host=settings.host, port=settings.port)
+        try:
+            yield
+        finally:
+            await nc.drain()
+            await engine.dispose()
+
+    return build_app(lifespan)

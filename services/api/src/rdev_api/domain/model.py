@@ -1,0 +1,65 @@
+"""Domain objects of the api: projects, API keys, principals. Standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    PROJECTS_WRITE = "projects:write"
+    COMMANDS_EXECUTE = "commands:execute"
+    COMMANDS_READ = "commands:read"
+    WEBHOOKS_WRITE = "webhooks:write"
+    AUDIT_READ = "audit:read"
+
+
+@dataclass
+class Project:
+    id: str
+    workdir: str | None
+    created_at: datetime
+    updated_at: datetime
+    kubernetes: dict[str, Any] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    max_concurrency: int | None = None
+    default_timeout_s: float | None = None
+    command_policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ApiKey:
+    id: str
+    name: str
+    secret_hash: str
+    prefix: str
+    scopes: frozenset[Scope]
+    created_at: datetime
+    projects: frozenset[str] | None = None
+    allowed_ips: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    def has_scope(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    def may_see(self, project_id: str) -> bool:
+        return self.projects is None or project_id in self.projects
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, and where from."""
+
+    key: ApiKey
+    client_ip: str | None

@@ -1,0 +1,61 @@
+"""GET /projects/{id}/events: Server-Sent Events of one run, or of the whole project."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sse_starlette import EventSourceResponse
+
+from rdev_api.domain.model import Scope
+from rdev_api.entrypoints import sse
+from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
+from rdev_api.service_layer import command_service, project_service
+from rdev_api.service_layer.auth import require_scope
+from rdev_common import subjects
+from rdev_common.errors import ValidationFailed
+
+router = APIRouter(tags=["events"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/projects/{project_id}/events", response_model=None)
+async def events(
+    project_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    stream_id: Annotated[str | None, Query(max_length=64)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> EventSourceResponse | Response:
+    require_scope(principal, Scope.COMMANDS_READ)
+    project = await project_service.get_project(services.uow(), principal, project_id)
+    try:
+        position = sse.Position.parse(last_event_id)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "Last-Event-ID is not an event id rdev issued", field="Last-Event-ID"
+        ) from exc
+    if stream_id is None:
+        body = sse.project_stream(services.run_reader, project.id, position)
+    else:
+        state = await command_service.get_state(
+            services.command_log, principal, stream_id, project.id
+        )
+        done_at = await services.run_reader.last_seq(
+            subjects.run_event(project.id, stream_id, "completed")
+        )
+        if done_at is not None and position.seq >= done_at:
+            # The client has seen `complete`: 204 tells EventSource not to reconnect.
+            return Response(status_code=204)
+        body = sse.command_stream(
+            services.run_reader, project.id, stream_id, position, state.status
+        )
+    return EventSourceResponse(
+        body,
+        headers=SSE_HEADERS,
+        ping=settings.heartbeat_s,
+        ping_message_factory=sse.heartbeat,
+        send_timeout=settings.sse_send_timeout_s,
+    )

@@ -1,0 +1,149 @@
+"""Server-Sent Events rendering: the wire format of SSE_CLIENTS.md.
+
+Output batches are rendered in bulk, one `output` event per line, each with the
+id `<stream sequence>-<line index>` so `Last-Event-ID` resumes mid-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sse_starlette import ServerSentEvent
+
+from rdev_api.service_layer.ports import RunReader, StoredEvent
+from rdev_common import subjects
+
+FAILURE_REASONS = frozenset({"lost", "error"})
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a stream resumes: after line `index` of the event at `seq` (-1: after the event)."""
+
+    seq: int = 0
+    index: int = -1
+
+    @classmethod
+    def parse(cls, last_event_id: str | None) -> Position:
+        """Raises ValueError for an id rdev did not issue."""
+        if not last_event_id:
+            return cls()
+        seq, _, index = last_event_id.partition("-")
+        return cls(int(seq), int(index) if index else -1)
+
+    @property
+    def start_seq(self) -> int:
+        return self.seq if self.index >= 0 else self.seq + 1
+
+    def __str__(self) -> str:
+        return f"{self.seq}-{self.index}" if self.index >= 0 else str(self.seq)
+
+
+def _json(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def event(name: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {_json(data)}\n\n".encode()
+
+
+def heartbeat() -> ServerSentEvent:
+    return ServerSentEvent(event="heartbeat", data=json.dumps({"ts": time.time()}))
+
+
+def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) -> bytes:
+    """Every line of one `command.output` batch after `after_index`, as one chunk."""
+    stream = data["stream"]
+    first = data["first_line"]
+    partial = set(data.get("partial") or ())
+    tail = f',"stream":"{stream}"{extra},"n":'
+    dumps = orjson.dumps
+    flag = ',"partial":true'
+    parts = [
+        f'id: {seq}-{i}\nevent: output\ndata: {{"line":{dumps(line).decode()}{tail}{first + i}'
+        f"{flag if i in partial else ''}}}\n\n"
+        for i, line in enumerate(data["lines"])
+        if i > after_index
+    ]
+    return "".join(parts).encode()
+
+
+def render_completed(seq: int, data: dict[str, Any], extra: dict[str, Any]) -> bytes:
+    done = {
+        "exit_code": data["exit_code"],
+        "duration_ms": data["duration_ms"],
+        "reason": data["reason"],
+        "lines": data.get("lines", 0),
+        "truncated": data.get("truncated", False),
+        **extra,
+    }
+    chunk = b""
+    if data["reason"] in FAILURE_REASONS:
+        message = data.get("error") or f"the run ended with reason {data['reason']}"
+        chunk = event("error", {"message": message, "code": data["reason"], **extra}, f"{seq}-0")
+    return chunk + event("complete", done, str(seq))
+
+
+async def command_stream(
+    reader: RunReader,
+    project: str,
+    command_id: str,
+    position: Position,
+    status: str,
+) -> AsyncIterator[bytes]:
+    """One run's events from `position` to its `complete`, then the stream ends."""
+    yield event(
+        "connected", {"stream_id": command_id, "project": project, "status": status}, str(position)
+    )
+    async for stored in reader.events(subjects.run_events(project, command_id), position.start_seq):
+        chunk, done = _render(stored, position, {}, single=True)
+        if chunk:
+            yield chunk
+        if done:
+            return
+
+
+async def project_stream(
+    reader: RunReader, project: str, position: Position
+) -> AsyncIterator[bytes]:
+    """Every run event of a project, live, until the client leaves."""
+    yield event(
+        "connected", {"stream_id": None, "project": project, "status": "live"}, str(position)
+    )
+    async for stored in reader.events(subjects.project_run_events(project), position.start_seq):
+        _, command_id, _ = subjects.parse_run_subject(stored.subject)
+        chunk, _ = _render(stored, position, {"stream_id": command_id}, single=False)
+        if chunk:
+            yield chunk
+
+
+LIFECYCLE_EVENTS = {
+    "requested": "queued",
+    "started": "started",
+    "cancel_requested": "cancel_requested",
+}
+
+
+def _render(
+    stored: StoredEvent, position: Position, extra: dict[str, Any], single: bool
+) -> tuple[bytes, bool]:
+    kind = stored.subject.rsplit(".", 1)[1]
+    if kind == "output":
+        after = position.index if stored.seq == position.seq else -1
+        extra_json = "".join(f',"{k}":{_json(v)}' for k, v in extra.items())
+        data = orjson.loads(stored.data)["data"]
+        return render_output(stored.seq, data, after, extra_json), False
+    if stored.seq == position.seq:
+        return b"", False
+    if kind == "completed":
+        return render_completed(stored.seq, orjson.loads(stored.data)["data"], extra), True
+    if not single and kind in LIFECYCLE_EVENTS:
+        data = orjson.loads(stored.data)["data"]
+        return event(LIFECYCLE_EVENTS[kind], {**extra, **data}, str(stored.seq)), False
+    return b"", False

@@ -1,0 +1,19 @@
+"""`python -m rdev_executor`"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rdev_common.logging import configure_logging
+from rdev_executor.bootstrap import serve
+from rdev_executor.settings import ExecutorSettings
+
+
+def main() -> None:
+    settings = ExecutorSettings()
+    configure_logging(settings.log_format, settings.log_level, service="executor")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Publishes run events to RDEV_RUNS, retrying through broker outages without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from nats.errors import ConnectionClosedError
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from rdev_common import streams, subjects
+from rdev_common.events import CloudEvent, EventData
+
+log = structlog.get_logger()
+
+RETRY_S = 0.25
+PUBLISH_TIMEOUT_S = 2.0
+
+
+class NatsEventLog:
+    def __init__(self, js: JetStreamContext, source: str) -> None:
+        self.js = js
+        self.source = source
+
+    async def publish(
+        self,
+        event: EventData,
+        kind: str,
+        *,
+        project: str,
+        command_id: str,
+        event_id: str | None = None,
+    ) -> int:
+        envelope = CloudEvent.wrap(event, source=self.source, subject=command_id, project=project)
+        if event_id:
+            envelope = envelope.model_copy(update={"id": event_id})
+        subject = subjects.run_event(project, command_id, kind)
+        payload = envelope.to_bytes()
+        headers = {"Nats-Msg-Id": envelope.id}
+        # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
+        # is de-duplicated by the broker, so a line is never stored twice.
+        while True:
+            try:
+                ack = await self.js.publish(
+                    subject,
+                    payload,
+                    headers=headers,
+                    stream=streams.RUNS,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
+                return int(ack.seq)
+            except ConnectionClosedError:
+                raise
+            except Exception as exc:  # timeouts and "no responders" while the broker is away
+                log.warning("publish failed, retrying", subject=subject, error=repr(exc))
+                await asyncio.sleep(RETRY_S)
+
+    async def exists(self, project: str, command_id: str, kind: str) -> bool:
+        while True:
+            try:
+                await self.js.get_last_msg(
+                    streams.RUNS, subjects.run_event(project, command_id, kind), direct=True
+                )
+                return True
+            except NotFoundError:
+                return False
+            except ConnectionClosedError:
+                raise
+            except Exception as exc:
+                log.warning("lookup failed, retrying", error=repr(exc))
+                await asyncio.sleep(RETRY_S)

@@ -1,0 +1,78 @@
+"""Composition root of the executor. No I/O at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from rdev_common.broker import connect
+from rdev_common.events import Priority
+from rdev_common.health import health_server
+from rdev_common.streams import ensure_consumer, ensure_streams, executor_consumer
+from rdev_executor.adapters.local_backend import LocalBackend
+from rdev_executor.adapters.nats_event_log import NatsEventLog
+from rdev_executor.entrypoints.priority_loop import PriorityLoop
+from rdev_executor.service_layer.ports import Backend
+from rdev_executor.service_layer.runner import Limits, Runner
+from rdev_executor.settings import ExecutorSettings
+
+log = structlog.get_logger()
+
+
+def make_backend(settings: ExecutorSettings) -> Backend:
+    if settings.executor_backend == "kubernetes":
+        raise SystemExit("the kubernetes backend is not available in this build")
+    return LocalBackend()
+
+
+async def serve(settings: ExecutorSettings) -> None:
+    nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
+    js = nc.jetstream()
+    await ensure_streams(js, settings)
+    for priority in Priority:
+        await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
+    runner = Runner(
+        backend=make_backend(settings),
+        events=NatsEventLog(js, source=f"rdev/executor/{settings.executor_name}"),
+        limits=Limits(
+            kill_grace_s=settings.kill_grace_s,
+            batch_bytes=settings.output_batch_bytes,
+            batch_age_s=settings.output_batch_age_s,
+            max_line_chars=settings.output_max_line_chars,
+            cap_bytes=settings.output_cap_bytes,
+        ),
+        executor_name=settings.executor_name,
+    )
+    loop = PriorityLoop(
+        nc,
+        runner,
+        settings.executor_concurrency,
+        settings.executor_ack_wait_s,
+        settings.executor_sweep_interval_s,
+    )
+    await loop.start()
+
+    async def broker_answers() -> bool:
+        await js.account_info()
+        return nc.is_connected
+
+    health = health_server({"nats": broker_answers}, settings.health_host, settings.health_port)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    tasks = [asyncio.create_task(loop.run()), asyncio.create_task(health.serve())]
+    log.info(
+        "executor started", name=settings.executor_name, concurrency=settings.executor_concurrency
+    )
+    await stop.wait()
+    log.info("executor stopping")
+    await loop.stop(grace_s=settings.kill_grace_s)
+    health.should_exit = True
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await nc.drain()

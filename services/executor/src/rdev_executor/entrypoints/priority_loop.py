@@ -1,0 +1,145 @@
+"""Takes commands from the per-priority consumers into free run slots, high before low.
+
+FastStream cannot express priority across subscribers, so this loop uses nats-py:
+raw no-wait pulls swept high → normal → low, woken by a core subscription on the
+command subjects, with a periodic sweep for redeliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from rdev_common import streams, subjects
+from rdev_common.events import CloudEvent, CommandRequested, Priority
+from rdev_executor.service_layer.runner import RunControl, Runner
+
+log = structlog.get_logger()
+
+ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+NEXT_NO_WAIT = json.dumps({"batch": 1, "no_wait": True}).encode()
+
+
+class PriorityLoop:
+    def __init__(
+        self,
+        nc: Client,
+        runner: Runner,
+        concurrency: int,
+        ack_wait_s: float,
+        sweep_interval_s: float,
+    ) -> None:
+        self.nc = nc
+        self.runner = runner
+        self.slots = asyncio.Semaphore(concurrency)
+        self.ack_wait_s = ack_wait_s
+        self.sweep_interval_s = sweep_interval_s
+        self.wake = asyncio.Event()
+        self.running: dict[str, RunControl] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    async def start(self) -> None:
+        async def wake(_: Msg) -> None:
+            self.wake.set()
+
+        async def cancel(msg: Msg) -> None:
+            _, command_id, _ = subjects.parse_run_subject(msg.subject)
+            control = self.running.get(command_id)
+            if control is not None:
+                control.cancelled.set()
+
+        # Pull replies carry the message's own ack subject as reply-to, which the
+        # client's request multiplexer does not hand back: use a plain inbox.
+        self.inbox = self.nc.new_inbox()
+        self.replies = await self.nc.subscribe(self.inbox)
+        await self.nc.subscribe(f"{subjects.COMMANDS_PREFIX}.>", cb=wake)
+        await self.nc.subscribe(subjects.any_run_event("cancel_requested"), cb=cancel)
+
+    async def _next(self, priority: Priority) -> Msg | None:
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.executor-{priority.value}"
+        try:
+            await self.nc.publish(subject, NEXT_NO_WAIT, reply=self.inbox)
+            msg = await self.replies.next_msg(timeout=2.0)
+        except Exception as exc:  # broker away: the periodic sweep tries again
+            log.debug("pull failed", priority=priority.value, error=repr(exc))
+            return None
+        if msg.headers and msg.headers.get("Status"):
+            return None
+        return msg
+
+    async def _sweep(self) -> Msg | None:
+        for priority in ORDER:
+            msg = await self._next(priority)
+            if msg is not None:
+                return msg
+        return None
+
+    async def run(self) -> None:
+        while not self.stopping:
+            await self.slots.acquire()
+            self.wake.clear()
+            msg = await self._sweep()
+            if msg is None:
+                self.slots.release()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.sweep_interval_s)
+                continue
+            task = asyncio.create_task(self._handle(msg))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            req = CommandRequested.model_validate(CloudEvent.from_bytes(msg.data).data)
+        except Exception as exc:
+            log.error("poison command message terminated", error=repr(exc))
+            await msg.term()
+            self._release()
+            return
+        control = self.running[req.command_id] = RunControl()
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self.runner.handle(req, control, extra_env={})
+            await self._ack(msg)
+        except Exception as exc:
+            log.exception(
+                "run failed, handing the command back", command_id=req.command_id, error=repr(exc)
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
+        finally:
+            keepalive.cancel()
+            self.running.pop(req.command_id, None)
+            self._release()
+
+    def _release(self) -> None:
+        self.slots.release()
+        self.wake.set()
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        """Tell the broker the command is still being worked on, so it is not redelivered."""
+        while True:
+            await asyncio.sleep(self.ack_wait_s / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _ack(self, msg: Msg) -> None:
+        for _ in range(40):
+            try:
+                await msg.ack_sync(timeout=2.0)
+                return
+            except Exception as exc:
+                log.warning("ack failed, retrying", error=repr(exc))
+                await asyncio.sleep(0.25)
+        # Redelivery will find the `completed` event and ack without running again.
+
+    async def stop(self, grace_s: float) -> None:
+        self.stopping = True
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=grace_s)

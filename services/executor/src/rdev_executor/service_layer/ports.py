@@ -1,0 +1,46 @@
+"""Ports of the executor: where commands run, and where their events go."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from rdev_common.events import CommandRequested, EventData
+
+
+@dataclass(frozen=True)
+class Chunk:
+    stream: str
+    data: bytes
+
+
+class Process(Protocol):
+    """A started command."""
+
+    def output(self) -> AsyncIterator[Chunk]:
+        """stdout and stderr chunks as they are read, until both streams end."""
+        ...
+
+    async def wait(self) -> int: ...
+    def signal_group(self, signum: int) -> None: ...
+
+
+class Backend(Protocol):
+    async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> Process: ...
+
+
+class EventLog(Protocol):
+    async def publish(
+        self,
+        event: EventData,
+        kind: str,
+        *,
+        project: str,
+        command_id: str,
+        event_id: str | None = None,
+    ) -> int:
+        """Store the event; retries until stored. Returns its stream sequence."""
+        ...
+
+    async def exists(self, project: str, command_id: str, kind: str) -> bool: ...

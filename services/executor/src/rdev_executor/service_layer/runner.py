@@ -1,0 +1,202 @@
+"""The run use case: one command.requested in, started → output… → exactly one completed out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from rdev_common.events import (
+    CommandCompleted,
+    CommandOutput,
+    CommandRequested,
+    CommandStarted,
+)
+from rdev_executor.domain import outcome as outcomes
+from rdev_executor.domain.outcome import Outcome
+from rdev_executor.domain.output import Batch, OutputBatcher
+from rdev_executor.service_layer.ports import Backend, Chunk, EventLog, Process
+
+log = structlog.get_logger()
+
+# Output still open this long after the shell exited (a background child holding
+# the pipe) is cut off by killing the process group.
+EOF_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    kill_grace_s: float
+    batch_bytes: int
+    batch_age_s: float
+    max_line_chars: int
+    cap_bytes: int
+
+
+@dataclass
+class RunControl:
+    """Handle on a run in progress, for cancellation."""
+
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def lifecycle_id(command_id: str, kind: str) -> str:
+    """Deterministic id of a run's started/completed event: the broker refuses a second one."""
+    return str(uuid.uuid5(uuid.UUID(int=0), f"{command_id}.{kind}"))
+
+
+@dataclass
+class Runner:
+    backend: Backend
+    events: EventLog
+    limits: Limits
+    executor_name: str
+
+    async def handle(
+        self, req: CommandRequested, control: RunControl, extra_env: dict[str, str]
+    ) -> Outcome | None:
+        """Run `req` unless the log shows it already ran; None when nothing was left to do."""
+        p, cid = req.project, req.command_id
+        if await self.events.exists(p, cid, "completed"):
+            return None
+        if await self.events.exists(p, cid, "started"):
+            return await self._complete(
+                req,
+                outcomes.lost("the executor running this command stopped before it completed"),
+                0,
+                None,
+            )
+        if control.cancelled.is_set() or await self.events.exists(p, cid, "cancel_requested"):
+            return await self._complete(req, outcomes.cancelled_before_start(), 0, None)
+        await self.events.publish(
+            CommandStarted(command_id=cid, project=p, executor=self.executor_name),
+            "started",
+            project=p,
+            command_id=cid,
+            event_id=lifecycle_id(cid, "started"),
+        )
+        began = time.monotonic()
+        batcher = OutputBatcher(
+            self.limits.max_line_chars, self.limits.batch_bytes, self.limits.cap_bytes
+        )
+        try:
+            process = await self.backend.start(req, extra_env)
+        except Exception as exc:
+            log.warning("command failed to start", command_id=cid, error=str(exc))
+            return await self._complete(req, outcomes.failed(str(exc)), began, batcher)
+        result = await self._supervise(req, process, control, batcher)
+        return await self._complete(req, result, began, batcher)
+
+    async def _supervise(
+        self, req: CommandRequested, process: Process, control: RunControl, batcher: OutputBatcher
+    ) -> Outcome:
+        stopped: list[str] = []
+        watchdog = asyncio.create_task(self._watchdog(req, process, control, stopped))
+        pump = asyncio.create_task(self._pump(req, process.output(), batcher))
+        try:
+            returncode = await process.wait()
+            try:
+                await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
+            except TimeoutError:
+                process.signal_group(signal.SIGKILL)
+                await pump
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        return outcomes.from_returncode(
+            returncode, timed_out="timeout" in stopped, cancelled="cancel" in stopped
+        )
+
+    async def _watchdog(
+        self, req: CommandRequested, process: Process, control: RunControl, stopped: list[str]
+    ) -> None:
+        try:
+            await asyncio.wait_for(control.cancelled.wait(), req.timeout_s)
+            stopped.append("cancel")
+        except TimeoutError:
+            stopped.append("timeout")
+        process.signal_group(signal.SIGTERM)
+        await asyncio.sleep(self.limits.kill_grace_s)
+        process.signal_group(signal.SIGKILL)
+
+    async def _pump(
+        self, req: CommandRequested, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
+    ) -> None:
+        """Read, batch and publish output; reading the next chunk overlaps publishing."""
+        age = self.limits.batch_age_s
+        pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
+        opened_at = last_read = time.monotonic()
+        while True:
+            wait_s = (
+                None
+                if batcher.open_batch_size == 0 and not batcher.has_tail
+                else max(0.0, min(opened_at, last_read) + age - time.monotonic())
+            )
+            done, _ = await asyncio.wait({pending}, timeout=wait_s)
+            if not done:
+                idle = time.monotonic() - last_read >= age
+                await self._publish(req, batcher.flush(tails=idle))
+                opened_at = time.monotonic()
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                break
+            pending = asyncio.ensure_future(anext(chunks))
+            if batcher.open_batch_size == 0:
+                opened_at = time.monotonic()
+            last_read = time.monotonic()
+            await self._publish(req, batcher.feed(chunk.stream, chunk.data))
+        await self._publish(req, batcher.finish())
+
+    async def _publish(self, req: CommandRequested, batches: list[Batch]) -> None:
+        for b in batches:
+            await self.events.publish(
+                CommandOutput(
+                    command_id=req.command_id,
+                    stream=b.stream,  # type: ignore[arg-type]
+                    first_line=b.first_line,
+                    lines=b.lines,
+                    partial=b.partial,
+                ),
+                "output",
+                project=req.project,
+                command_id=req.command_id,
+            )
+
+    async def _complete(
+        self, req: CommandRequested, result: Outcome, began: float, batcher: OutputBatcher | None
+    ) -> Outcome:
+        duration_ms = int((time.monotonic() - began) * 1000) if began else 0
+        await self.events.publish(
+            CommandCompleted(
+                command_id=req.command_id,
+                project=req.project,
+                exit_code=result.exit_code,
+                reason=result.reason,
+                duration_ms=duration_ms,
+                error=result.error,  # type: ignore[arg-type]
+                lines=batcher.lines if batcher else 0,
+                bytes=batcher.bytes if batcher else 0,
+                truncated=batcher.truncated if batcher else False,
+            ),
+            "completed",
+            project=req.project,
+            command_id=req.command_id,
+            event_id=lifecycle_id(req.command_id, "completed"),
+        )
+        log.info(
+            "command completed",
+            command_id=req.command_id,
+            exit_code=result.exit_code,
+            reason=result.reason,
+            duration_ms=duration_ms,
+        )
+        return result

@@ -1,0 +1,24 @@
+"""Settings of the executor service."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field
+
+from rdev_common.settings import HealthSettings
+
+
+class ExecutorSettings(HealthSettings):
+    executor_backend: Literal["local", "kubernetes"] = "local"
+    executor_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    executor_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    executor_ack_wait_s: float = Field(default=30.0, gt=0)
+    executor_sweep_interval_s: float = Field(default=1.0, gt=0)
+    kill_grace_s: float = Field(default=10.0, ge=0)
+    output_batch_bytes: int = Field(default=64 * 1024, gt=0)
+    output_batch_age_s: float = Field(default=0.02, gt=0)
+    output_max_line_chars: int = Field(default=16 * 1024, ge=256)
+    output_cap_bytes: int = Field(default=2 * 1024**3, gt=0)

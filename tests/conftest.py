@@ -1,0 +1,63 @@
+"""Fixtures shared by the whole suite: real brokers, real databases, the real system."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from rdev_common.broker import EmbeddedNats
+from tests.support import RdevSystem, port_open, start_system
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "RDEV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A fresh nats-server with JetStream for one test; stop()/start() restart it on its port."""
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture(scope="session")
+def rdev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RdevSystem]:
+    """The whole system, as `rdev up` starts it, shared by the tests of a session."""
+    yield from start_system(tmp_path_factory.mktemp("rdev-system"))
+
+
+def postgres_available() -> bool:
+    return port_open("127.0.0.1", 5432)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, dropped afterwards."""
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL tests skipped")
+    import psycopg
+
+    name = f"rdev_test_{uuid.uuid4().hex[:10]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[object]:
+    from rdev_common.broker import connect
+
+    nc = await connect(nats_server.url, "test")
+    yield nc
+    await nc.close()

@@ -1,0 +1,140 @@
+"""Test support: a real nats-server per test, and the whole system as `rdev up` starts it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rdev_common.broker import EmbeddedNats, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def wait_for(predicate: Any, timeout: float, message: str, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `message` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class RdevSystem:
+    """The whole system started with `rdev up` in a private data dir."""
+
+    data_dir: Path
+    port: int
+    api_key: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir / "rdev-up.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "rdev"), "up"],
+            env=self.env,
+            cwd=self.data_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"rdev up exited: {self.log_tail()}")
+            try:
+                return httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout, "rdev up did not become ready")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=30)
+
+    def create_project(self, project_id: str, workdir: Path | None = None) -> Path:
+        workdir = workdir or self.data_dir / "workspaces" / project_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        with self.client() as c:
+            r = c.post("/projects", json={"id": project_id, "workdir": str(workdir)})
+            assert r.status_code in (201, 409), r.text
+        return workdir
+
+
+def system_env(data_dir: Path, port: int, api_key: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
+    env.update(
+        {
+            "RDEV_DATA_DIR": str(data_dir),
+            "RDEV_PORT": str(port),
+            "RDEV_BOOTSTRAP_KEY": api_key,
+            "RDEV_EXECUTOR_CONCURRENCY": "4",
+            "RDEV_KILL_GRACE_S": "2",
+            "RDEV_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+            "PATH": f"{BIN}:{env.get('PATH', '')}",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_system(data_dir: Path, **extra: str) -> Iterator[RdevSystem]:
+    port = free_port()
+    key = "rdev_test_" + os.urandom(12).hex()
+    system = RdevSystem(data_dir, port, key, system_env(data_dir, port, key, **extra))
+    system.start()
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+__all__ = ["EmbeddedNats", "RdevSystem", "start_system", "wait_for"]
