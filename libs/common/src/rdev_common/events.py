@@ -60,6 +60,10 @@ class CommandRequested(EventData):
     actor: str | None = None
     client_ip: str | None = None
     idempotency_key: str | None = None
+    # The project's Kubernetes spec (namespace, image, resources, env,
+    # service_account, node_selector, workdir); set, the command runs in the
+    # project's workspace pod instead of on the executor's host.
+    kubernetes: dict[str, Any] | None = None
 
 
 class CommandStarted(EventData):
