@@ -15,6 +15,11 @@ class Chunk:
     data: bytes
 
 
+class ProcessLost(Exception):
+    """Raised by `Process.wait()` when the command's host went away mid-run
+    (e.g. its pod was deleted or evicted): the exit status is unknowable."""
+
+
 class Process(Protocol):
     """A started command."""
 

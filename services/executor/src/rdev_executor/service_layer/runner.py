@@ -21,7 +21,7 @@ from rdev_common.events import (
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
 from rdev_executor.domain.output import Batch, OutputBatcher
-from rdev_executor.service_layer.ports import Backend, Chunk, EventLog, Process
+from rdev_executor.service_layer.ports import Backend, Chunk, EventLog, Process, ProcessLost
 
 log = structlog.get_logger()
 
@@ -99,8 +99,13 @@ class Runner:
         stopped: list[str] = []
         watchdog = asyncio.create_task(self._watchdog(req, process, control, stopped))
         pump = asyncio.create_task(self._pump(req, process.output(), batcher))
+        lost: ProcessLost | None = None
         try:
-            returncode = await process.wait()
+            try:
+                returncode = await process.wait()
+            except ProcessLost as exc:
+                log.warning("command lost its process", command_id=req.command_id, error=str(exc))
+                returncode, lost = -1, exc
             try:
                 await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
             except TimeoutError:
@@ -110,6 +115,8 @@ class Runner:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+        if lost is not None:
+            return outcomes.failed(str(lost))
         return outcomes.from_returncode(
             returncode, timed_out="timeout" in stopped, cancelled="cancel" in stopped
         )
