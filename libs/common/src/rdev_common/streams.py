@@ -147,6 +147,34 @@ def lifecycle_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsume
     )
 
 
+def admin_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsumer:
+    """A durable pull consumer of every admin change (project.*, api_key.*, webhook.*)."""
+    return DurableConsumer(
+        ADMIN,
+        ConsumerConfig(
+            durable_name=f"{service}-admin",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+        ),
+    )
+
+
+def webhook_events_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsumer:
+    """A durable pull consumer of everything on RDEV_WEBHOOKS (attempts, endpoint state)."""
+    return DurableConsumer(
+        WEBHOOKS,
+        ConsumerConfig(
+            durable_name=f"{service}-webhooks",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+        ),
+    )
+
+
 async def ensure_streams(js: JetStreamContext, settings: CommonSettings) -> None:
     """Create or update every stream; safe to run from any service at start-up."""
     for config in stream_configs(settings):
