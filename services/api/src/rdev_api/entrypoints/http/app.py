@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from rdev_api.entrypoints.console import console
 from rdev_api.entrypoints.http import commands, errors, events, health, projects, session
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -23,6 +24,7 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, session, projects, commands, events):
         app.include_router(module.router)
+    app.include_router(console.router)
 
     @app.middleware("http")
     async def limit_body(

@@ -1,0 +1,1 @@
+"""The web console: a small static bundle served by the api on its own origin."""

@@ -1,0 +1,99 @@
+// One run: its log live (or replayed whole, for a past run), exit code, duration, cancel, download.
+import * as api from './api.js';
+import { LogView } from './logview.js';
+import { RunStream } from './stream.js';
+import { badge, formatDuration, formatTime, h, link, notice } from './ui.js';
+
+export async function runView(main, commandId) {
+  const { data: cmd } = await api.get(`/commands/${api.enc(commandId)}`);
+  const parts = {
+    status: h('span', { id: 'run-status', dataset: { status: cmd.status } }, badge(cmd.status)),
+    exit: h('span', { id: 'exit-code' }, '—'),
+    duration: h('span', { id: 'duration' }, '—'),
+    connection: h('span', { id: 'connection', className: 'connection muted' }, 'connecting…'),
+    lines: h('span', { id: 'line-count', className: 'muted' }, '0 lines'),
+  };
+  const cancel = h('button', { type: 'button', id: 'cancel', className: 'danger', onclick: () => cancelRun(cmd, cancel) }, 'Cancel');
+  const download = h('button', { type: 'button', id: 'download', className: 'secondary', onclick: () => downloadLog(cmd) }, 'Download log');
+  main.append(
+    h('h1', {}, 'Run ', h('code', { className: 'muted' }, cmd.id)),
+    h('div', { className: 'run-head' },
+      h('span', { className: 'cmd', id: 'run-command' }, cmd.command),
+      h('span', {}, 'project ', link(`/?project=${api.enc(cmd.project)}`, cmd.project)),
+      h('span', {}, 'priority ', cmd.priority),
+      h('span', {}, 'requested ', formatTime(cmd.requested_at))),
+    h('div', { className: 'run-head' },
+      h('span', {}, 'status ', parts.status), h('span', {}, 'exit code ', parts.exit),
+      h('span', {}, 'duration ', parts.duration), parts.lines, parts.connection, cancel, download),
+  );
+  const log = new LogView(main);
+  const stream = new RunStream(cmd.project, cmd.id, handlers(parts, log, cancel));
+  if (cmd.status === 'completed') cancel.disabled = true;
+  stream.open();
+  return () => stream.finish();
+}
+
+function setStatus(parts, status) {
+  parts.status.dataset.status = status;
+  parts.status.replaceChildren(badge(status));
+}
+
+function handlers(parts, log, cancel) {
+  let counted = 0;
+  const countLines = () => {
+    if (counted !== log.count) parts.lines.textContent = `${(counted = log.count)} lines`;
+  };
+  return {
+    connection(state) {
+      parts.connection.textContent = state === 'live' ? 'live' : 'connection lost, reconnecting…';
+      parts.connection.className = `connection ${state === 'live' ? 'muted' : 'down'}`;
+    },
+    connected(data) {
+      if (data.status && parts.status.dataset.status !== 'completed') setStatus(parts, data.status);
+    },
+    output(data) {
+      if (parts.status.dataset.status === 'queued') setStatus(parts, 'running');
+      log.add(data.n, data.stream, data.line, data.partial);
+      countLines();
+    },
+    failure(data) {
+      notice(`The run failed: ${data.message}`);
+    },
+    complete(data) {
+      setStatus(parts, data.reason === 'exited' ? 'completed' : data.reason);
+      parts.status.dataset.reason = data.reason;
+      parts.exit.textContent = String(data.exit_code);
+      parts.exit.dataset.exitCode = String(data.exit_code);
+      parts.duration.textContent = formatDuration(data.duration_ms);
+      parts.connection.textContent = data.truncated ? 'finished (output was truncated)' : 'finished';
+      parts.connection.className = 'connection muted';
+      cancel.disabled = true;
+      requestAnimationFrame(countLines);
+    },
+  };
+}
+
+async function cancelRun(cmd, button) {
+  button.disabled = true;
+  try {
+    await api.post(`/commands/${api.enc(cmd.id)}/cancel`);
+    notice('Cancel requested.', 'info');
+  } catch (err) {
+    notice(err.message);
+    button.disabled = err.status === 409;
+  }
+}
+
+async function downloadLog(cmd) {
+  try {
+    const body = await api.blob(`/commands/${api.enc(cmd.id)}/output`);
+    const url = URL.createObjectURL(body);
+    const a = h('a', { href: url, download: `rdev-${cmd.id}.log` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    notice(err.unavailable ? 'Downloading logs is not available on this rdev server.' : err.message);
+  }
+}
