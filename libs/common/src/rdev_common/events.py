@@ -79,7 +79,9 @@ class CommandOutput(EventData):
 
     `first_line` is the 1-based number of `lines[0]` in the run's combined log.
     `partial` lists indices of lines that were split because they were too long:
-    the line at such an index continues in the next one.
+    the line at such an index continues in the next one. `cr` lists indices of lines
+    ended by a bare carriage return (progress output): a terminal overwrites them
+    with the next line.
     """
 
     kind = "command.output"
@@ -88,6 +90,7 @@ class CommandOutput(EventData):
     first_line: int
     lines: list[str]
     partial: list[int] = Field(default_factory=list)
+    cr: list[int] = Field(default_factory=list)
 
 
 class CommandCompleted(EventData):
@@ -170,3 +173,78 @@ class CloudEvent(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes) -> CloudEvent:
         return cls.model_validate_json(raw)
+
+
+# Admin events (RDEV_ADMIN, `rdev.admin.<entity>.<action>`): written to the api's outbox in
+# the transaction of the change, published by the relay. They never carry a secret value or
+# an API key secret: project secrets appear by name only, keys by id and display prefix.
+
+
+class CommandPolicy(BaseModel):
+    """Allow/deny patterns for a project's commands (glob, or `re:` + regular expression)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
+class ProjectSnapshot(EventData):
+    """A project as stored after the change, without secret values."""
+
+    project: str
+    workdir: str | None = None
+    kubernetes: dict[str, Any] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_names: list[str] = Field(default_factory=list)
+    max_concurrency: int | None = None
+    default_timeout_s: float | None = None
+    command_policy: CommandPolicy = Field(default_factory=CommandPolicy)
+
+
+class ProjectCreated(ProjectSnapshot):
+    kind = "project.created"
+
+
+class ProjectUpdated(ProjectSnapshot):
+    kind = "project.updated"
+    changed: list[str] = Field(default_factory=list)
+
+
+class ProjectDeleted(EventData):
+    kind = "project.deleted"
+    project: str
+    forced: bool = False
+
+
+class ApiKeyCreated(EventData):
+    kind = "api_key.created"
+    key_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    projects: list[str] | None = None
+    allowed_ips: list[str] | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKeyRevoked(EventData):
+    kind = "api_key.revoked"
+    key_id: str
+
+
+class ApiKeyRotated(EventData):
+    kind = "api_key.rotated"
+    key_id: str
+    prefix: str
+    previous_valid_until: datetime | None = None
+
+
+ADMIN_EVENTS: tuple[type[EventData], ...] = (
+    ProjectCreated,
+    ProjectUpdated,
+    ProjectDeleted,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRotated,
+)
+EVENT_TYPES.update({m.event_type(): m for m in ADMIN_EVENTS})

@@ -50,3 +50,17 @@ def parse_run_subject(subject: str) -> tuple[str, str, str]:
     """(project, command_id, kind) of a run subject."""
     _, _, project, command_id, kind = subject.split(".", 4)
     return project, command_id, kind
+
+
+RATE_LIMIT_PREFIX = "rdev.ratelimit"
+
+
+def admin_of(event_kind: str) -> str:
+    """The RDEV_ADMIN subject of an admin event kind (`api_key.revoked`)."""
+    entity, action = event_kind.split(".", 1)
+    return admin(entity, action)
+
+
+def rate_limit(bucket: str, policy: str, window: int) -> str:
+    """One counter per (who, policy, window): `bucket` is a key id or `ip-<address>`."""
+    return f"{RATE_LIMIT_PREFIX}.{bucket}.{policy}.{window}"

@@ -42,6 +42,9 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
+    # After a rotation the old secret keeps working until `previous_expires_at` (0002).
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_expires_at: Mapped[datetime | None]
 
 
 class SessionRow(Base):
@@ -113,3 +116,27 @@ class WebhookAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class RateLimitPolicyRow(Base):
+    """A per-key override of a rate-limit policy (`requests`, `submit`): `limit` per `window_s`."""
+
+    __tablename__ = "rate_limit_policies"
+
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    limit: Mapped[int] = mapped_column(Integer)
+    window_s: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxRow(Base):
+    """An admin event written in the transaction of its change; the relay publishes it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
