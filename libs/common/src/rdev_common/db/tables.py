@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -140,3 +141,84 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+# Audit projections, written only by services/audit; the api and the CLI read them.
+# Content columns of audit_log are covered by the row's hash (rdev_common.audit).
+class AuditLogRow(Base):
+    """One auditable event; `hash` chains it to the previous row of the same source stream."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.UniqueConstraint("stream", "seq", name="uq_audit_log_stream_seq"),
+        sa.Index("ix_audit_log_time", "time"),
+        sa.Index("ix_audit_log_actor", "actor", "id"),
+        sa.Index("ix_audit_log_project", "project", "id"),
+        sa.Index("ix_audit_log_action", "action", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    stream: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPositionRow(Base):
+    """Tracking: the last stream sequence projected, committed with the rows it produced."""
+
+    __tablename__ = "audit_positions"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class AuditActorRow(Base):
+    """API key names learnt from api_key.* admin events, to name actors when reading."""
+
+    __tablename__ = "audit_actors"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class CommandHistoryRow(Base):
+    """One command's lifecycle, projected from RDEV_LIFECYCLE for long histories."""
+
+    __tablename__ = "command_history"
+    __table_args__ = (sa.Index("ix_command_history_project", "project", "requested_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63))
+    command: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    executor: Mapped[str | None] = mapped_column(String(200))
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    requested_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
