@@ -1,4 +1,4 @@
-"""/healthz and /readyz for services without a public HTTP API."""
+"""/healthz, /readyz and /metrics for services without a public HTTP API."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 import uvicorn
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from rdev_common.metrics import exposition
 
 log = structlog.get_logger()
 
@@ -26,7 +29,9 @@ async def run_checks(checks: Mapping[str, Check], timeout_s: float = 2.0) -> dic
         except Exception:  # a failing check is a "no", never a crash
             return False
 
-    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    # Probes run every few seconds: their SQL and broker calls are not worth a trace each.
+    with suppress_instrumentation():
+        results = await asyncio.gather(*(one(c) for c in checks.values()))
     return dict(zip(checks, results, strict=True))
 
 
@@ -40,7 +45,13 @@ def health_app(checks: Mapping[str, Check]) -> Starlette:
         body = {"data": {"status": "ready" if ready else "not_ready", "checks": results}}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    async def metrics(_: Request) -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+    )
 
 
 def health_server(checks: Mapping[str, Check], host: str, port: int) -> uvicorn.Server:

@@ -7,6 +7,9 @@ import sys
 
 import structlog
 
+from rdev_common.redaction import RedactingFilter, redact_processor
+from rdev_common.telemetry import add_trace_context
+
 
 def configure_logging(fmt: str = "console", level: str = "info", service: str = "rdev") -> None:
     """Configure structlog and the stdlib root logger once per process."""
@@ -14,6 +17,7 @@ def configure_logging(fmt: str = "console", level: str = "info", service: str = 
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_context,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -21,7 +25,7 @@ def configure_logging(fmt: str = "console", level: str = "info", service: str = 
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact_processor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
@@ -31,3 +35,5 @@ def configure_logging(fmt: str = "console", level: str = "info", service: str = 
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())

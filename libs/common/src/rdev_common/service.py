@@ -12,11 +12,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from opentelemetry.trace import Status, StatusCode
 
 from rdev_common.broker import connect
 from rdev_common.health import Check, health_server
+from rdev_common.metrics import observe_consumed, poll_consumers
 from rdev_common.settings import HealthSettings
 from rdev_common.streams import DurableConsumer, ensure_consumer, ensure_streams
+from rdev_common.telemetry import configure_telemetry, consume_span, shutdown_telemetry
 
 log = structlog.get_logger()
 
@@ -24,39 +27,64 @@ Handler = Callable[[Msg], Awaitable[None]]
 
 
 async def consume(
-    js: JetStreamContext, consumer: DurableConsumer, handler: Handler, batch: int = 100
+    js: JetStreamContext,
+    consumer: DurableConsumer,
+    handler: Handler,
+    batch: int = 100,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Hand every message of a durable pull consumer to `handler`, which acks or naks it.
 
     A handler that raises leaves the message un-acked: it is redelivered after the
-    consumer's ack wait, so nothing is dropped silently.
+    consumer's ack wait, so nothing is dropped silently. Each message is handled in
+    a consumer span, a child of the span that published it. Once `stop` is set, no
+    new message is taken and the rest of a fetched batch is handed back at once.
     """
-    sub = await js.pull_subscribe_bind(consumer.config.durable_name or "", consumer.stream)
-    while True:
+    durable = consumer.config.durable_name or ""
+    sub = await js.pull_subscribe_bind(durable, consumer.stream)
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             msgs = await sub.fetch(batch, timeout=1.0)
         except (NatsTimeoutError, TimeoutError):
             continue
         except Exception as exc:  # broker away: keep trying
-            log.warning("fetch failed", consumer=consumer.config.durable_name, error=repr(exc))
+            log.warning("fetch failed", consumer=durable, error=repr(exc))
             await asyncio.sleep(0.5)
             continue
         for msg in msgs:
-            try:
-                await handler(msg)
-            except Exception:
-                log.exception(
-                    "handler failed; message will be redelivered",
-                    consumer=consumer.config.durable_name,
-                )
+            if stop.is_set():
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+                continue
+            await _handle_one(durable, handler, msg)
+
+
+async def _handle_one(durable: str, handler: Handler, msg: Msg) -> None:
+    with consume_span(msg) as span:
+        try:
+            await handler(msg)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            observe_consumed(durable, msg, "error")
+            log.exception("handler failed; message will be redelivered", consumer=durable)
+            return
+    observe_consumed(durable, msg, "ok")
 
 
 async def run_service(
     name: str,
     settings: HealthSettings,
     consumers: list[tuple[DurableConsumer, Handler]],
+    grace_s: float = 10.0,
 ) -> None:
-    """Run a consuming service until SIGTERM/SIGINT."""
+    """Run a consuming service until SIGTERM/SIGINT.
+
+    On the signal: stop fetching, let handlers in progress finish for up to
+    `grace_s`, hand back what was fetched but not handled, flush telemetry.
+    """
+    configure_telemetry(name)
     nc: Client = await connect(settings.require_nats_url(), f"rdev-{name}")
     js = nc.jetstream()
     await ensure_streams(js, settings)
@@ -72,13 +100,20 @@ async def run_service(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(health.serve())]
-    tasks += [asyncio.create_task(consume(js, c, h)) for c, h in consumers]
+    names = [(c.stream, c.config.durable_name or "") for c, _ in consumers]
+    background = [
+        asyncio.create_task(health.serve()),
+        asyncio.create_task(poll_consumers(js, names)),
+    ]
+    workers = [asyncio.create_task(consume(js, c, h, stop=stop)) for c, h in consumers]
     log.info("service started", name=name)
     await stop.wait()
+    log.info("service stopping", name=name, grace_s=grace_s)
+    _, unfinished = await asyncio.wait(workers, timeout=grace_s)
     health.should_exit = True
-    for task in tasks:
+    for task in [*unfinished, *background]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await nc.drain()
+    shutdown_telemetry()
