@@ -1,0 +1,51 @@
+"""The Node example of SSE_CLIENTS.md (the `eventsource` package, v2 API), run as written."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.clients.support import (
+    COMMAND,
+    NODE_DIR,
+    ClientOutput,
+    Target,
+    assert_complete_output,
+    example,
+    save_artifact,
+    tool_env,
+)
+from tests.e2e.sse_helpers import submit
+from tests.support import RdevSystem
+
+pytestmark = pytest.mark.e2e
+
+
+def test_node_eventsource_example(
+    rdev: RdevSystem, target: Target, node_eventsource: str, tmp_path: Path
+) -> None:
+    # The example only connects: the command is started first, as the user's own code would.
+    with rdev.client() as client:
+        stream_id = submit(client, target.project, COMMAND)
+    code = example("node_eventsource.js")
+    # The doc's Node example carries no command; only URL, project, stream id and key change.
+    for old, new in (
+        ("http://localhost:8080", target.base_url),
+        ("my-project", target.project),
+        ("cmd-001", stream_id),
+        ("rdev_xxx", target.api_key),
+    ):
+        assert old in code, f"node_eventsource.js no longer contains {old!r}"
+        code = code.replace(old, new)
+    script = tmp_path / "node_eventsource.js"
+    script.write_text(code)
+    env = tool_env(NODE_PATH=str(NODE_DIR / "node_modules"))
+    result = subprocess.run(
+        [node_eventsource, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    save_artifact("node_eventsource.log", result.stdout + result.stderr)
+    assert result.returncode == 0, f"node failed:\n{result.stderr}"
+    out = ClientOutput.parse(result.stdout)
+    assert_complete_output(out.stdout, out.stderr, out.exit_code("Done: "))
