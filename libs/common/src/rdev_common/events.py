@@ -55,6 +55,7 @@ class CommandRequested(EventData):
     priority: Priority = Priority.NORMAL
     timeout_s: float | None = None
     workdir: str | None = None
+    max_concurrency: int | None = None
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     actor: str | None = None

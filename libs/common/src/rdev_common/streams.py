@@ -18,6 +18,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -184,6 +185,28 @@ async def ensure_streams(js: JetStreamContext, settings: CommonSettings) -> None
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+
+
+IDEMPOTENCY_BUCKET = "rdev_idempotency"
+SECRETS_BUCKET = "rdev_secrets"
+
+
+async def ensure_buckets(js: JetStreamContext, settings: CommonSettings) -> None:
+    """Key-value buckets: Idempotency-Key claims (kept for the de-duplication window) and
+    project secrets (key: project id, value: JSON of name → value), read by executors."""
+    for bucket, ttl in ((IDEMPOTENCY_BUCKET, settings.dedup_window_s), (SECRETS_BUCKET, None)):
+        try:
+            await js.key_value(bucket)
+        except Exception:  # not there yet
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    ttl=ttl,
+                    history=1,
+                    storage=StorageType.FILE,
+                    replicas=settings.stream_replicas,
+                )
+            )
 
 
 async def ensure_consumer(js: JetStreamContext, consumer: DurableConsumer) -> None:

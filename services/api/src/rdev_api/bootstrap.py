@@ -20,7 +20,7 @@ from rdev_api.service_layer.ports import Services
 from rdev_api.settings import ApiSettings
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine, session_factory
-from rdev_common.streams import ensure_streams
+from rdev_common.streams import ensure_buckets, ensure_streams
 
 log = structlog.get_logger()
 
@@ -46,6 +46,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         nc = await connect(settings.require_nats_url(), "rdev-api")
         js = nc.jetstream()
         await ensure_streams(js, settings)
+        await ensure_buckets(js, settings)
         engine = create_engine(settings.resolved_database_url())
         sessions = session_factory(engine)
 
@@ -61,7 +62,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         services = Services(
             uow=lambda: SqlAlchemyUnitOfWork(sessions),
             command_log=NatsCommandLog(js),
-            run_reader=NatsRunReader(js),
+            run_reader=NatsRunReader(nc),
             clock=utcnow,
             ready_checks={"nats": broker_answers, "database": database_answers},
         )

@@ -11,9 +11,16 @@ import structlog
 from rdev_common.broker import connect
 from rdev_common.events import Priority
 from rdev_common.health import health_server
-from rdev_common.streams import ensure_consumer, ensure_streams, executor_consumer
+from rdev_common.streams import (
+    ensure_buckets,
+    ensure_consumer,
+    ensure_streams,
+    executor_consumer,
+)
 from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
+from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
+from rdev_executor.adapters.nats_secrets import NatsSecrets
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
 from rdev_executor.service_layer.ports import Backend
 from rdev_executor.service_layer.runner import Limits, Runner
@@ -32,6 +39,7 @@ async def serve(settings: ExecutorSettings) -> None:
     nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
     js = nc.jetstream()
     await ensure_streams(js, settings)
+    await ensure_buckets(js, settings)
     for priority in Priority:
         await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
     runner = Runner(
@@ -52,6 +60,9 @@ async def serve(settings: ExecutorSettings) -> None:
         settings.executor_concurrency,
         settings.executor_ack_wait_s,
         settings.executor_sweep_interval_s,
+        aging_s=settings.priority_aging_s,
+        slots=NatsProjectSlots(js, settings.executor_name, settings.project_slot_ttl_s),
+        secrets=NatsSecrets(js),
     )
     await loop.start()
 

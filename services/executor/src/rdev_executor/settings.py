@@ -17,6 +17,8 @@ class ExecutorSettings(HealthSettings):
     executor_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     executor_ack_wait_s: float = Field(default=30.0, gt=0)
     executor_sweep_interval_s: float = Field(default=1.0, gt=0)
+    priority_aging_s: float = Field(default=30.0, gt=0)
+    project_slot_ttl_s: float = Field(default=30.0, gt=0)
     kill_grace_s: float = Field(default=10.0, ge=0)
     output_batch_bytes: int = Field(default=64 * 1024, gt=0)
     output_batch_age_s: float = Field(default=0.02, gt=0)

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from rdev_api.service_layer.ports import CommandState, Submitted
 from rdev_common import streams, subjects
@@ -47,6 +47,21 @@ class NatsCommandLog:
         return Submitted(
             command_id=event.command_id, sequence=ack.seq, duplicate=bool(ack.duplicate)
         )
+
+    async def claim(self, token: str, command_id: str) -> str:
+        kv = await self.js.key_value(streams.IDEMPOTENCY_BUCKET)
+        try:
+            await kv.create(token, command_id.encode())
+            return command_id
+        except KeyWrongLastSequenceError:
+            entry = await kv.get(token)
+            return (entry.value or b"").decode() or command_id
+
+    async def project_command_ids(self, project: str) -> list[str]:
+        info = await self.js.stream_info(
+            streams.COMMANDS, subjects_filter=f"{subjects.COMMANDS_PREFIX}.*.{project}.*"
+        )
+        return [subject.rsplit(".", 1)[1] for subject in (info.state.subjects or {})]
 
     async def cancel(self, event: CommandCancelRequested) -> None:
         envelope = CloudEvent.wrap(

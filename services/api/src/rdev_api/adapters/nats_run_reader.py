@@ -1,49 +1,40 @@
-"""Reads a run's events from RDEV_RUNS with an ordered consumer, from any sequence."""
+"""Reads run events from RDEV_RUNS in stream order, from any sequence, live."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from rdev_api.service_layer.ports import StoredEvent
 from rdev_common import streams
+from rdev_common.reader import StreamReader
 
-# A slow SSE client leaves messages waiting here; past these limits the ordered
-# consumer drops and re-creates itself from the last sequence it handed out, so
-# memory stays bounded and nothing is skipped.
-PENDING_MSGS = 256
-PENDING_BYTES = 32 * 1024 * 1024
+# Messages requested ahead per SSE connection: bounds what a slow client can make
+# the server hold (each message is at most one ≈64 KiB output batch).
+SSE_BATCH = 32
 
 
 class NatsRunReader:
-    def __init__(self, js: JetStreamContext, idle_heartbeat_s: float = 1.0) -> None:
-        self.js = js
-        self.idle_heartbeat_s = idle_heartbeat_s
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
 
-    async def events(self, filter_subject: str, start_seq: int) -> AsyncIterator[StoredEvent]:
+    async def events(
+        self, filter_subject: str, start_seq: int, follow: bool = True
+    ) -> AsyncIterator[StoredEvent]:
         """Every stored event matching `filter_subject` from `start_seq` on, then live ones."""
-        config = ConsumerConfig(inactive_threshold=30.0)
-        if start_seq > 1:
-            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = start_seq
-        sub = await self.js.subscribe(
-            filter_subject,
-            stream=streams.RUNS,
-            ordered_consumer=True,
-            config=config,
-            idle_heartbeat=self.idle_heartbeat_s,
-            pending_msgs_limit=PENDING_MSGS,
-            pending_bytes_limit=PENDING_BYTES,
-            deliver_policy=config.deliver_policy if start_seq > 1 else DeliverPolicy.ALL,
+        reader = StreamReader(
+            self.nc,
+            streams.RUNS,
+            [filter_subject],
+            start_seq,
+            follow=follow,
+            batch=SSE_BATCH if follow else 256,
         )
-        try:
-            async for msg in sub.messages:
-                yield StoredEvent(msg.metadata.sequence.stream, msg.subject, msg.data)
-        finally:
-            await sub.unsubscribe()
+        async for msg in reader:
+            yield StoredEvent(msg.seq, msg.subject, msg.data)
 
     async def last_seq(self, subject: str) -> int | None:
         """Stream sequence of the last event on `subject`, or None."""

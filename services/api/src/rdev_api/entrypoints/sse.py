@@ -61,13 +61,14 @@ def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) 
     """Every line of one `command.output` batch after `after_index`, as one chunk."""
     stream = data["stream"]
     first = data["first_line"]
-    partial = set(data.get("partial") or ())
+    flags = dict.fromkeys(data.get("partial") or (), ',"partial":true')
+    for i in data.get("cr") or ():
+        flags[i] = flags.get(i, "") + ',"cr":true'
     tail = f',"stream":"{stream}"{extra},"n":'
     dumps = orjson.dumps
-    flag = ',"partial":true'
     parts = [
         f'id: {seq}-{i}\nevent: output\ndata: {{"line":{dumps(line).decode()}{tail}{first + i}'
-        f"{flag if i in partial else ''}}}\n\n"
+        f"{flags.get(i, '')}}}\n\n"
         for i, line in enumerate(data["lines"])
         if i > after_index
     ]

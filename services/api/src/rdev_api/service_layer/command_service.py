@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import hashlib
 
 from rdev_api.domain.model import Principal, Project, Scope
 from rdev_api.service_layer.auth import require_scope
@@ -12,12 +13,10 @@ from rdev_common.errors import Conflict, NotFound
 from rdev_common.events import CommandCancelRequested, CommandRequested, Priority
 from rdev_common.ids import new_id
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d1e-3c1a-4e0b-9a57-2f7d2b7f0c11")
 
-
-def idempotent_id(actor: str, project: str, key: str) -> str:
-    """The same (key, project, Idempotency-Key) always names the same command."""
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{actor}\x00{project}\x00{key}"))
+def idempotency_token(actor: str, project: str, key: str) -> str:
+    """The same (API key, project, Idempotency-Key) always claims the same token."""
+    return hashlib.sha256(f"{actor}\x00{project}\x00{key}".encode()).hexdigest()
 
 
 async def submit(
@@ -36,9 +35,14 @@ async def submit(
 ) -> Submitted:
     require_scope(principal, Scope.COMMANDS_EXECUTE)
     actor = principal.key.id
-    command_id = idempotent_id(actor, project.id, idempotency_key) if idempotency_key else new_id()
-    if idempotency_key and await log.state(command_id, project.id) is not None:
-        return Submitted(command_id=command_id, sequence=0, duplicate=True)
+    command_id = new_id()
+    if idempotency_key:
+        token = idempotency_token(actor, project.id, idempotency_key)
+        command_id = await log.claim(token, command_id)
+        if await log.state(command_id, project.id) is not None:
+            return Submitted(command_id=command_id, sequence=0, duplicate=True)
+    # Published with Nats-Msg-Id = command id: a retry of an interrupted submit with the
+    # same Idempotency-Key is de-duplicated by the broker.
     event = CommandRequested(
         command_id=command_id,
         project=project.id,
@@ -46,14 +50,14 @@ async def submit(
         priority=priority,
         timeout_s=validation.timeout(timeout_s or project.default_timeout_s, max_timeout_s),
         workdir=project.workdir,
+        max_concurrency=project.max_concurrency,
         cwd=validation.relative_cwd(cwd) if cwd else None,
         env={**project.env, **validation.env_vars(env)},
         actor=actor,
         client_ip=principal.client_ip,
         idempotency_key=idempotency_key,
     )
-    event_id = command_id if idempotency_key else new_id()
-    return await log.request(event, event_id, traceparent)
+    return await log.request(event, command_id, traceparent)
 
 
 async def get_state(
@@ -78,3 +82,31 @@ async def cancel(log: CommandLog, principal: Principal, command_id: str) -> Comm
         CommandCancelRequested(command_id=command_id, project=state.project, actor=principal.key.id)
     )
     return state
+
+
+async def history(
+    log: CommandLog,
+    principal: Principal,
+    project: Project,
+    *,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CommandState], str | None]:
+    """A page of the project's commands, newest first, from the event log itself."""
+    require_scope(principal, Scope.COMMANDS_READ)
+    ids = sorted(await log.project_command_ids(project.id), reverse=True)
+    if cursor:
+        ids = [i for i in ids if i < cursor]
+    page: list[CommandState] = []
+    position = 0
+    while position < len(ids) and len(page) < limit:
+        chunk = ids[position : position + limit]
+        position += len(chunk)
+        states = await asyncio.gather(*(log.state(i, project.id) for i in chunk))
+        for state in states:
+            if state is not None and (status is None or state.status == status):
+                page.append(state)
+    page = page[:limit]
+    more = len(page) == limit and (position < len(ids) or page[-1].id != ids[position - 1])
+    return page, page[-1].id if more else None

@@ -3,14 +3,22 @@
 Lines of both streams share one numbering, in the order they were read. A batch
 holds lines of one stream; a line from the other stream closes it, so batches
 replay in exactly the order the lines were produced. Invalid UTF-8 is replaced,
-never fatal; a line longer than `max_line_bytes` is split and its pieces flagged
-`partial`; past `cap_bytes` output is dropped and the run is marked truncated.
+never fatal; a line longer than `max_line_chars` is split and its pieces flagged
+`partial`; a bare carriage return (progress bars) ends a line flagged `cr`, which
+the next line overwrites on a terminal; past `cap_bytes` output is dropped and the
+run is marked truncated. Secret values are masked before a line leaves here, also
+when a secret arrives split across two reads.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
+
+from rdev_executor.domain.redaction import Redactor
+
+LINE_END = re.compile(r"\r\n|\n|\r")
 
 
 @dataclass
@@ -19,6 +27,7 @@ class Batch:
     first_line: int
     lines: list[str] = field(default_factory=list)
     partial: list[int] = field(default_factory=list)
+    cr: list[int] = field(default_factory=list)
     size: int = 0
 
 
@@ -29,8 +38,15 @@ class _StreamState:
 
 
 class OutputBatcher:
-    def __init__(self, max_line_bytes: int, batch_bytes: int, cap_bytes: int) -> None:
-        self.max_line_chars = max_line_bytes
+    def __init__(
+        self,
+        max_line_chars: int,
+        batch_bytes: int,
+        cap_bytes: int,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.max_line_chars = max_line_chars
+        self.redact = redactor or Redactor([])
         self.batch_bytes = batch_bytes
         self.cap_bytes = cap_bytes
         self.lines = 0
@@ -48,21 +64,37 @@ class OutputBatcher:
         if self._accept(len(chunk)):
             state = self._streams[stream]
             text = state.tail + state.decoder.decode(chunk)
-            *complete, state.tail = text.split("\n")
-            for line in complete:
-                self._add(stream, line.removesuffix("\r"))
-            while len(state.tail) > self.max_line_chars:
-                self._add(stream, state.tail[: self.max_line_chars], partial=True)
-                state.tail = state.tail[self.max_line_chars :]
+            # A trailing "\r" may be the first half of "\r\n": keep it for the next read.
+            held = "\r" if text.endswith("\r") else ""
+            text = text.removesuffix("\r")
+            start = 0
+            for match in LINE_END.finditer(text):
+                self._add(
+                    stream, self.redact(text[start : match.start()]), cr=match.group() == "\r"
+                )
+                start = match.end()
+            state.tail = text[start:] + held
+            self._split_long_tail(stream, state)
         return self._take()
+
+    def _split_long_tail(self, stream: str, state: _StreamState) -> None:
+        # Cut only where no partly received secret can straddle the cut.
+        while len(state.tail) >= self.max_line_chars + self.redact.longest:
+            state.tail = self.redact(state.tail)
+            if len(state.tail) < self.max_line_chars + self.redact.longest:
+                break
+            self._add(stream, state.tail[: self.max_line_chars], partial=True)
+            state.tail = state.tail[self.max_line_chars :]
 
     def flush(self, tails: bool) -> list[Batch]:
         """The open batch; with `tails`, also unterminated lines (flagged partial)."""
         if tails:
             for stream, state in self._streams.items():
-                if state.tail:
-                    self._add(stream, state.tail, partial=True)
-                    state.tail = ""
+                text = self.redact(state.tail)
+                keep = self.redact.unsafe_suffix(text)
+                if text[: len(text) - keep]:
+                    self._add(stream, text[: len(text) - keep], partial=True)
+                state.tail = text[len(text) - keep :]
         self._close()
         return self._take()
 
@@ -72,7 +104,7 @@ class OutputBatcher:
             rest = state.tail + state.decoder.decode(b"", final=True)
             state.tail = ""
             if rest:
-                self._add(stream, rest)
+                self._add(stream, self.redact(rest.removesuffix("\r")))
         self._close()
         return self._take()
 
@@ -85,13 +117,15 @@ class OutputBatcher:
         self.bytes += size
         return True
 
-    def _add(self, stream: str, line: str, partial: bool = False) -> None:
+    def _add(self, stream: str, line: str, partial: bool = False, cr: bool = False) -> None:
         batch = self._batch
         if batch is None or batch.stream != stream:
             self._close()
             batch = self._batch = Batch(stream=stream, first_line=self.lines + 1)
         if partial:
             batch.partial.append(len(batch.lines))
+        if cr:
+            batch.cr.append(len(batch.lines))
         batch.lines.append(line)
         batch.size += len(line) + 1
         self.lines += 1

@@ -1,8 +1,11 @@
-"""Takes commands from the per-priority consumers into free run slots, high before low.
+"""Takes commands from the per-priority consumers into free run slots.
 
+Order: a free slot takes high before normal before low, except that a queue whose
+oldest waiting command has waited longer than the aging threshold goes first
+(oldest first), so low work still starts under a steady stream of high work.
 FastStream cannot express priority across subscribers, so this loop uses nats-py:
-raw no-wait pulls swept high → normal → low, woken by a core subscription on the
-command subjects, with a periodic sweep for redeliveries.
+raw no-wait pulls swept in that order, woken by a core subscription on the command
+subjects, with a periodic sweep for redeliveries.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from datetime import UTC, datetime
 
 import structlog
 from nats.aio.client import Client
@@ -17,12 +22,15 @@ from nats.aio.msg import Msg
 
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
+from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
+from rdev_executor.adapters.nats_secrets import NatsSecrets
 from rdev_executor.service_layer.runner import RunControl, Runner
 
 log = structlog.get_logger()
 
 ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 NEXT_NO_WAIT = json.dumps({"batch": 1, "no_wait": True}).encode()
+PROJECT_BUSY_DELAY_S = 0.5
 
 
 class PriorityLoop:
@@ -33,16 +41,25 @@ class PriorityLoop:
         concurrency: int,
         ack_wait_s: float,
         sweep_interval_s: float,
+        aging_s: float = 30.0,
+        slots: NatsProjectSlots | None = None,
+        secrets: NatsSecrets | None = None,
     ) -> None:
         self.nc = nc
+        self.js = nc.jetstream()
         self.runner = runner
         self.slots = asyncio.Semaphore(concurrency)
         self.ack_wait_s = ack_wait_s
         self.sweep_interval_s = sweep_interval_s
+        self.aging_s = aging_s
+        self.project_slots = slots
+        self.secrets = secrets
         self.wake = asyncio.Event()
         self.running: dict[str, RunControl] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self._aged_checked_at = 0.0
+        self._aged: list[Priority] = []
 
     async def start(self) -> None:
         async def wake(_: Msg) -> None:
@@ -73,8 +90,34 @@ class PriorityLoop:
             return None
         return msg
 
+    async def _oldest_wait_s(self, priority: Priority) -> float:
+        """How long the oldest undelivered command of `priority` has waited (0 if none)."""
+        info = await self.js.consumer_info(streams.COMMANDS, f"executor-{priority.value}")
+        if not info.num_pending:
+            return 0.0
+        start = (info.delivered.stream_seq or 0) + 1
+        msg = await self.js.get_msg(
+            streams.COMMANDS, seq=start, next=True, subject=subjects.commands_of_priority(priority)
+        )
+        event = CloudEvent.from_bytes(msg.data or b"")
+        return (datetime.now(UTC) - event.time).total_seconds()
+
+    async def _order(self) -> list[Priority]:
+        """Aged queues first (checked at most once a second), then high → normal → low."""
+        now = time.monotonic()
+        if now - self._aged_checked_at >= 1.0:
+            self._aged_checked_at = now
+            try:
+                waits = {p: await self._oldest_wait_s(p) for p in (Priority.NORMAL, Priority.LOW)}
+            except Exception as exc:
+                log.debug("aging check failed", error=repr(exc))
+                waits = {}
+            aged = [p for p, w in waits.items() if w > self.aging_s]
+            self._aged = sorted(aged, key=lambda p: -waits[p])
+        return [*self._aged, *(p for p in ORDER if p not in self._aged)]
+
     async def _sweep(self) -> Msg | None:
-        for priority in ORDER:
+        for priority in await self._order():
             msg = await self._next(priority)
             if msg is not None:
                 return msg
@@ -102,20 +145,31 @@ class PriorityLoop:
             await msg.term()
             self._release()
             return
+        lease = None
+        if req.max_concurrency and self.project_slots is not None:
+            lease = await self.project_slots.acquire(req.project, req.max_concurrency)
+            if lease is None:
+                # The project is at its limit on some executor: hand it back for later.
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=PROJECT_BUSY_DELAY_S)
+                self._release()
+                return
         control = self.running[req.command_id] = RunControl()
         keepalive = asyncio.create_task(self._keep_alive(msg))
+        structlog.contextvars.bind_contextvars(command_id=req.command_id, project=req.project)
         try:
-            await self.runner.handle(req, control, extra_env={})
+            secrets = await self.secrets.for_project(req.project) if self.secrets else {}
+            await self.runner.handle(req, control, extra_env={}, secrets=secrets)
             await self._ack(msg)
         except Exception as exc:
-            log.exception(
-                "run failed, handing the command back", command_id=req.command_id, error=repr(exc)
-            )
+            log.exception("run failed, handing the command back", error=repr(exc))
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
         finally:
             keepalive.cancel()
             self.running.pop(req.command_id, None)
+            if lease is not None and self.project_slots is not None:
+                await self.project_slots.release(lease)
             self._release()
 
     def _release(self) -> None:

@@ -21,6 +21,7 @@ from rdev_common.events import (
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
 from rdev_executor.domain.output import Batch, OutputBatcher
+from rdev_executor.domain.redaction import Redactor
 from rdev_executor.service_layer.ports import Backend, Chunk, EventLog, Process, ProcessLost
 
 log = structlog.get_logger()
@@ -59,9 +60,17 @@ class Runner:
     executor_name: str
 
     async def handle(
-        self, req: CommandRequested, control: RunControl, extra_env: dict[str, str]
+        self,
+        req: CommandRequested,
+        control: RunControl,
+        extra_env: dict[str, str],
+        secrets: dict[str, str] | None = None,
     ) -> Outcome | None:
-        """Run `req` unless the log shows it already ran; None when nothing was left to do."""
+        """Run `req` unless the log shows it already ran; None when nothing was left to do.
+
+        `secrets` become environment variables of the command, and their values are
+        masked in its output before anything is published.
+        """
         p, cid = req.project, req.command_id
         if await self.events.exists(p, cid, "completed"):
             return None
@@ -83,10 +92,13 @@ class Runner:
         )
         began = time.monotonic()
         batcher = OutputBatcher(
-            self.limits.max_line_chars, self.limits.batch_bytes, self.limits.cap_bytes
+            self.limits.max_line_chars,
+            self.limits.batch_bytes,
+            self.limits.cap_bytes,
+            Redactor(list((secrets or {}).values())),
         )
         try:
-            process = await self.backend.start(req, extra_env)
+            process = await self.backend.start(req, {**(secrets or {}), **extra_env})
         except Exception as exc:
             log.warning("command failed to start", command_id=cid, error=str(exc))
             return await self._complete(req, outcomes.failed(str(exc)), began, batcher)
@@ -172,6 +184,7 @@ class Runner:
                     first_line=b.first_line,
                     lines=b.lines,
                     partial=b.partial,
+                    cr=b.cr,
                 ),
                 "output",
                 project=req.project,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
 
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
-from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ShellRequest
+from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ListEnvelope, ShellRequest
+from rdev_api.entrypoints.logs import run_log
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.ports import CommandState
 
@@ -77,3 +79,43 @@ async def cancel(
 ) -> Envelope[CommandOut]:
     state = await command_service.cancel(services.command_log, principal, command_id)
     return Envelope(data=CommandOut.of(state))
+
+
+@router.get("/commands/{command_id}/output", response_model=None)
+async def output(
+    command_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    format: Annotated[str, Query(pattern="^(text|jsonl)$")] = "text",
+    follow: bool = False,
+) -> StreamingResponse:
+    """The whole log: text/plain, or JSON lines; `follow=true` streams until the run ends."""
+    state = await command_service.get_state(services.command_log, principal, command_id)
+    media = "application/x-ndjson" if format == "jsonl" else "text/plain; charset=utf-8"
+    body = run_log(
+        services.run_reader,
+        state.project,
+        command_id,
+        format,
+        follow and state.status != "completed",
+    )
+    return StreamingResponse(
+        body, media_type=media, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/projects/{project_id}/commands", response_model=ListEnvelope[CommandOut])
+async def list_commands(
+    project_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    status: Annotated[str | None, Query(pattern="^(queued|running|completed)$")] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ListEnvelope[CommandOut]:
+    """The project's commands, newest first; pass `next_cursor` back as `cursor`."""
+    project = await project_service.get_project(services.uow(), principal, project_id)
+    page, next_cursor = await command_service.history(
+        services.command_log, principal, project, status=status, cursor=cursor, limit=limit
+    )
+    return ListEnvelope(data=[CommandOut.of(s) for s in page], next_cursor=next_cursor)

@@ -1,0 +1,73 @@
+"""A run's whole log as text/plain or JSON lines, optionally following it live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from rdev_api.service_layer.ports import RunReader
+from rdev_common import subjects
+
+
+def _text(data: dict[str, object]) -> bytes:
+    """Lines as the command wrote them: split lines rejoined, progress lines ended by CR."""
+    lines: list[str] = data["lines"]  # type: ignore[assignment]
+    ends = dict.fromkeys(data.get("partial") or (), "")  # type: ignore[call-overload]
+    ends.update(dict.fromkeys(data.get("cr") or (), "\r"))  # type: ignore[call-overload]
+    if not ends:
+        return ("\n".join(lines) + "\n").encode()
+    return "".join(line + ends.get(i, "\n") for i, line in enumerate(lines)).encode()
+
+
+def _jsonl(data: dict[str, object]) -> bytes:
+    lines: list[str] = data["lines"]  # type: ignore[assignment]
+    first: int = data["first_line"]  # type: ignore[assignment]
+    stream = data["stream"]
+    partial = set(data.get("partial") or ())  # type: ignore[call-overload]
+    cr = set(data.get("cr") or ())  # type: ignore[call-overload]
+    return b"".join(
+        orjson.dumps(
+            {
+                "n": first + i,
+                "stream": stream,
+                "line": line,
+                **({"partial": True} if i in partial else {}),
+                **({"cr": True} if i in cr else {}),
+            }
+        )
+        + b"\n"
+        for i, line in enumerate(lines)
+    )
+
+
+async def run_log(
+    reader: RunReader, project: str, command_id: str, fmt: str, follow: bool
+) -> AsyncIterator[bytes]:
+    render = _jsonl if fmt == "jsonl" else _text
+    async for stored in reader.events(subjects.run_events(project, command_id), 1, follow=follow):
+        kind = stored.subject.rsplit(".", 1)[1]
+        if kind == "output":
+            yield render(orjson.loads(stored.data)["data"])
+        elif kind == "completed":
+            if fmt == "jsonl":
+                data = orjson.loads(stored.data)["data"]
+                yield (
+                    orjson.dumps(
+                        {
+                            "complete": {
+                                k: data.get(k)
+                                for k in (
+                                    "exit_code",
+                                    "reason",
+                                    "duration_ms",
+                                    "lines",
+                                    "bytes",
+                                    "truncated",
+                                )
+                            }
+                        }
+                    )
+                    + b"\n"
+                )
+            return
