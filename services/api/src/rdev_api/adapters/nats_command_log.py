@@ -16,6 +16,7 @@ from rdev_common.events import (
     CommandCompleted,
     CommandRequested,
 )
+from rdev_common.telemetry import publish_span
 
 SOURCE = "rdev/api"
 
@@ -27,23 +28,25 @@ class NatsCommandLog:
     async def request(
         self, event: CommandRequested, event_id: str, traceparent: str | None
     ) -> Submitted:
-        envelope = CloudEvent.wrap(
-            event,
-            source=SOURCE,
-            subject=event.command_id,
-            project=event.project,
-            actor=event.actor,
-            traceparent=traceparent,
-        ).model_copy(update={"id": event_id})
-        headers = {"Nats-Msg-Id": event_id}
-        if traceparent:
-            headers["traceparent"] = traceparent
-        ack = await self.js.publish(
-            subjects.command(event.priority, event.project, event.command_id),
-            envelope.to_bytes(),
-            headers=headers,
-            stream=streams.COMMANDS,
-        )
+        subject = subjects.command(event.priority, event.project, event.command_id)
+        # The context comes from the current span (the HTTP server span, itself a child of
+        # an incoming `traceparent`); the argument is the fallback when tracing is off.
+        with publish_span(subject, CommandRequested.kind) as carrier:
+            traceparent = carrier.get("traceparent", traceparent)
+            envelope = CloudEvent.wrap(
+                event,
+                source=SOURCE,
+                subject=event.command_id,
+                project=event.project,
+                actor=event.actor,
+                traceparent=traceparent,
+            ).model_copy(update={"id": event_id})
+            headers = {**carrier, "Nats-Msg-Id": event_id}
+            if traceparent:
+                headers["traceparent"] = traceparent
+            ack = await self.js.publish(
+                subject, envelope.to_bytes(), headers=headers, stream=streams.COMMANDS
+            )
         return Submitted(
             command_id=event.command_id, sequence=ack.seq, duplicate=bool(ack.duplicate)
         )

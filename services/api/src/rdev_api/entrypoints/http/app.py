@@ -9,7 +9,15 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from rdev_api.entrypoints.console import console
-from rdev_api.entrypoints.http import commands, errors, events, health, projects, session
+from rdev_api.entrypoints.http import (
+    commands,
+    errors,
+    events,
+    health,
+    observability,
+    projects,
+    session,
+)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -22,6 +30,7 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
         description="Run shell commands in project workspaces; stream output over SSE.",
     )
     errors.install(app)
+    observability.install(app)
     for module in (health, session, projects, commands, events):
         app.include_router(module.router)
     app.include_router(console.router)

@@ -13,6 +13,7 @@ from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ListEnvelope
 from rdev_api.entrypoints.logs import run_log
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.ports import CommandState
+from rdev_common.metrics import COMMANDS_SUBMITTED
 
 router = APIRouter(tags=["commands"])
 
@@ -48,6 +49,7 @@ async def submit(
         )
         response.headers["Idempotent-Replayed"] = "true"
     else:
+        COMMANDS_SUBMITTED.labels(priority=str(body.priority)).inc()
         state = CommandState(
             id=submitted.command_id,
             project=project.id,

@@ -10,6 +10,7 @@ from sse_starlette import EventSourceResponse
 from rdev_api.domain.model import Scope
 from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
+from rdev_api.entrypoints.http.observability import count_sse
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.auth import require_scope
 from rdev_common import subjects
@@ -53,7 +54,7 @@ async def events(
             services.run_reader, project.id, stream_id, position, state.status
         )
     return EventSourceResponse(
-        body,
+        count_sse(body),
         headers=SSE_HEADERS,
         ping=settings.heartbeat_s,
         ping_message_factory=sse.heartbeat,
