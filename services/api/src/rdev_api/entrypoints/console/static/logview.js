@@ -22,6 +22,8 @@ export class LogView {
     this.status.append(this.followNote, this.jump);
     container.append(this.el, this.status);
     this.seen = new Set();
+    this.duplicates = 0; // lines received twice and dropped: shown for diagnosis and tests
+    this.el.dataset.duplicates = '0';
     this.pending = [];
     this.styles = { stdout: initialStyle(), stderr: initialStyle() };
     this.sticky = true;
@@ -51,7 +53,11 @@ export class LogView {
   // Add one line. `n` numbers lines across both streams; a line already shown (a replay
   // after a reconnect the server could not resume) is ignored, so nothing appears twice.
   add(n, stream, text, partial = false) {
-    if (this.seen.has(n)) return false;
+    if (this.seen.has(n)) {
+      this.duplicates += 1;
+      this.el.dataset.duplicates = String(this.duplicates);
+      return false;
+    }
     this.seen.add(n);
     this.pending.push({ n, stream, text, partial });
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());

@@ -4,6 +4,8 @@ import { LogView } from './logview.js';
 import { RunStream } from './stream.js';
 import { badge, formatDuration, formatTime, h, link, notice } from './ui.js';
 
+const START_POLL_MS = 1000;
+
 export async function runView(main, commandId) {
   const { data: cmd } = await api.get(`/commands/${api.enc(commandId)}`);
   const parts = {
@@ -30,7 +32,29 @@ export async function runView(main, commandId) {
   const stream = new RunStream(cmd.project, cmd.id, handlers(parts, log, cancel));
   if (cmd.status === 'completed') cancel.disabled = true;
   stream.open();
-  return () => stream.finish();
+  const watch = watchStart(cmd.id, parts);
+  return () => {
+    stream.finish();
+    clearInterval(watch);
+  };
+}
+
+// A run's stream carries no `started` event, and a quiet command prints nothing:
+// ask for its state until it leaves the queue.
+function watchStart(commandId, parts) {
+  const timer = setInterval(async () => {
+    if (parts.status.dataset.status !== 'queued') {
+      clearInterval(timer);
+      return;
+    }
+    try {
+      const { data } = await api.get(`/commands/${api.enc(commandId)}`);
+      if (data.status === 'running' && parts.status.dataset.status === 'queued') setStatus(parts, 'running');
+    } catch {
+      // the stream's own reconnect reports connection trouble
+    }
+  }, START_POLL_MS);
+  return timer;
 }
 
 function setStatus(parts, status) {

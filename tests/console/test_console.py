@@ -1,0 +1,173 @@
+"""The web console in headless Chromium against the whole system, driven as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import RdevSystem, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PROJECT = "console-demo"
+LONG_WAIT_MS = 90_000
+
+
+def shown_lines(page: Any) -> list[tuple[int, str, str]]:
+    """(n, stream, text) of every log line on the page, in page order."""
+    rows: list[list[Any]] = page.eval_on_selector_all(
+        "#log .line[data-n]",
+        "rows => rows.filter(r => r.id).map(r => "
+        "[Number(r.dataset.n), r.dataset.stream, r.querySelector('.txt').textContent])",
+    )
+    return [(int(n), stream, text) for n, stream, text in rows]
+
+
+def run_from_project_page(page: Any, command: str, priority: str = "normal") -> str:
+    page.goto(f"/?project={PROJECT}")
+    page.fill("#run-form input[name=command]", command)
+    page.select_option("#run-form select[name=priority]", priority)
+    page.click("#run-form button[type=submit]")
+    page.wait_for_selector("#log")
+    command_id = page.url.split("command=", 1)[1]
+    return command_id
+
+
+def wait_status(page: Any, status: str) -> None:
+    page.wait_for_selector(f"#run-status[data-status={status}]", timeout=LONG_WAIT_MS)
+
+
+def test_login_and_create_project(page: Any, console_system: RdevSystem, shots: Path) -> None:
+    page.goto("/")
+    page.wait_for_selector("#login-form")
+    page.screenshot(path=shots / "01-login.png")
+    page.fill("#login-form input[name=api_key]", "rdev_wrong")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "not accepted" in page.inner_text("#notice")
+
+    page.fill("#login-form input[name=api_key]", console_system.api_key)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#create-project")
+    workdir = console_system.data_dir / "workspaces" / PROJECT
+    workdir.mkdir(parents=True, exist_ok=True)
+    page.fill("#create-project input[name=id]", PROJECT)
+    page.fill("#create-project input[name=workdir]", str(workdir))
+    page.screenshot(path=shots / "02-create-project.png")
+    page.click("#create-project button[type=submit]")
+    page.wait_for_selector("#run-form")
+    assert PROJECT in page.inner_text("h1")
+    page.goto("/")
+    page.wait_for_selector(f"#projects a:text('{PROJECT}')")
+    page.screenshot(path=shots / "03-projects.png")
+
+
+def test_run_shows_every_line_and_the_exit_code(page: Any, shots: Path) -> None:
+    command_id = run_from_project_page(
+        page, "for i in $(seq 1 200); do echo line $i; done; exit 7", "high"
+    )
+    page.wait_for_selector("#exit-code[data-exit-code]", timeout=LONG_WAIT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#log .line[id]').length >= 200")
+    page.screenshot(path=shots / "04-run-200-lines-exit-7.png", full_page=True)
+    assert page.get_attribute("#exit-code", "data-exit-code") == "7"
+    lines = shown_lines(page)
+    assert [text for _, _, text in lines] == [f"line {i}" for i in range(1, 201)]
+    assert [n for n, _, _ in lines] == list(range(1, 201))
+    assert {stream for _, stream, _ in lines} == {"stdout"}
+    assert page.get_attribute("#L200 a.ln", "href") == "#L200"
+    assert page.inner_text("#duration") != "—"
+
+    # a past run opens with its whole log, and a line link lands on its line
+    page.goto(f"/?command={command_id}#L150")
+    page.wait_for_selector("#exit-code[data-exit-code='7']", timeout=LONG_WAIT_MS)
+    page.wait_for_selector("#L150.target")
+    assert len(shown_lines(page)) == 200
+    page.screenshot(path=shots / "05-past-run-line-link.png")
+
+
+def test_stderr_and_ansi_colours_are_distinguishable(page: Any, shots: Path) -> None:
+    run_from_project_page(
+        page, r"printf 'plain \033[1;31mred bold\033[0m done\n'; echo oops >&2; exit 0"
+    )
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    page.wait_for_selector("#log .line.stderr")
+    assert page.inner_text("#log .line.stderr .txt") == "oops"
+    red = page.locator("#log .line.stdout .txt span.b.fg-1")
+    assert red.inner_text() == "red bold"
+    assert "\x1b" not in page.inner_text("#log")
+    page.screenshot(path=shots / "06-stderr-and-colours.png")
+
+
+def test_cancel_a_running_command(page: Any, shots: Path) -> None:
+    run_from_project_page(page, "sleep 60")
+    wait_status(page, "running")
+    page.screenshot(path=shots / "07-sleep-running.png")
+    page.click("#cancel")
+    wait_status(page, "cancelled")
+    assert page.get_attribute("#run-status", "data-reason") == "cancelled"
+    exit_code = int(page.get_attribute("#exit-code", "data-exit-code") or "0")
+    assert exit_code >= 128, "a cancelled run ends by a signal: 128+N"
+    page.screenshot(path=shots / "08-sleep-cancelled.png")
+
+
+def test_history_lists_runs_with_status_and_duration(page: Any, shots: Path) -> None:
+    page.goto(f"/?project={PROJECT}")
+    page.wait_for_selector("#history table, #history .unavailable, #history .error")
+    page.screenshot(path=shots / "09-history.png", full_page=True)
+    if page.query_selector("#history .unavailable"):
+        pytest.skip("GET /projects/{id}/commands is not served yet; the console says so")
+    text = page.inner_text("#history")
+    assert "sleep 60" in text and "cancelled" in text
+    page.click("#history a:has-text('seq 1 200')")
+    page.wait_for_selector("#exit-code[data-exit-code='7']", timeout=LONG_WAIT_MS)
+
+
+def api_child_pid(system: RdevSystem) -> int:
+    """The pid of the api process that `rdev up` supervises."""
+    assert system.process is not None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == system.process.pid and b"rdev_api" in cmdline:
+            return int(proc.name)
+    raise AssertionError("no api child process under rdev up")
+
+
+def api_ready(system: RdevSystem) -> bool:
+    try:
+        return httpx.get(f"{system.base_url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_output_continues_after_the_api_restarts(
+    page: Any, console_system: RdevSystem, shots: Path
+) -> None:
+    total = 300
+    run_from_project_page(page, f"for i in $(seq 1 {total}); do echo tick $i; sleep 0.04; done")
+    page.wait_for_function("() => document.querySelectorAll('#log .line[id]').length >= 30")
+    old_pid = api_child_pid(console_system)
+    os.kill(old_pid, signal.SIGKILL)
+    page.wait_for_selector("#connection.down", timeout=LONG_WAIT_MS)
+    page.screenshot(path=shots / "10-api-down.png")
+    wait_for(lambda: api_ready(console_system), 60, "the api did not come back after a kill")
+    assert api_child_pid(console_system) != old_pid
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    page.wait_for_function(f"() => document.querySelectorAll('#log .line[id]').length >= {total}")
+    page.screenshot(path=shots / "11-resumed-complete.png")
+    lines = shown_lines(page)
+    assert [text for _, _, text in lines] == [f"tick {i}" for i in range(1, total + 1)]
+    assert page.get_attribute("#log", "data-duplicates") == "0", (
+        "the server resent lines after the reconnect"
+    )
