@@ -11,16 +11,19 @@ import structlog
 from rdev_common.broker import connect
 from rdev_common.events import Priority
 from rdev_common.health import health_server
+from rdev_common.metrics import poll_consumers
 from rdev_common.streams import (
     ensure_buckets,
     ensure_consumer,
     ensure_streams,
     executor_consumer,
 )
+from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
 from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.adapters.nats_secrets import NatsSecrets
+from rdev_executor.adapters.traced_event_log import TracedEventLog
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
 from rdev_executor.service_layer.ports import Backend
 from rdev_executor.service_layer.runner import Limits, Runner
@@ -36,6 +39,7 @@ def make_backend(settings: ExecutorSettings) -> Backend:
 
 
 async def serve(settings: ExecutorSettings) -> None:
+    configure_telemetry("executor")
     nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
     js = nc.jetstream()
     await ensure_streams(js, settings)
@@ -44,7 +48,7 @@ async def serve(settings: ExecutorSettings) -> None:
         await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
     runner = Runner(
         backend=make_backend(settings),
-        events=NatsEventLog(js, source=f"rdev/executor/{settings.executor_name}"),
+        events=TracedEventLog(NatsEventLog(js, source=f"rdev/executor/{settings.executor_name}")),
         limits=Limits(
             kill_grace_s=settings.kill_grace_s,
             batch_bytes=settings.output_batch_bytes,
@@ -75,6 +79,9 @@ async def serve(settings: ExecutorSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     tasks = [asyncio.create_task(loop.run()), asyncio.create_task(health.serve())]
+    watched = [executor_consumer(p, settings.executor_ack_wait_s) for p in Priority]
+    queues = [(c.stream, c.config.durable_name or "") for c in watched]
+    tasks.append(asyncio.create_task(poll_consumers(js, queues)))
     log.info(
         "executor started", name=settings.executor_name, concurrency=settings.executor_concurrency
     )
@@ -87,3 +94,4 @@ async def serve(settings: ExecutorSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await nc.drain()
+    shutdown_telemetry()

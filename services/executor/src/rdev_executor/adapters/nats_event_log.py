@@ -11,6 +11,7 @@ from nats.js.errors import NotFoundError
 
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, EventData
+from rdev_common.telemetry import trace_headers
 
 log = structlog.get_logger()
 
@@ -32,12 +33,21 @@ class NatsEventLog:
         command_id: str,
         event_id: str | None = None,
     ) -> int:
-        envelope = CloudEvent.wrap(event, source=self.source, subject=command_id, project=project)
+        # The current span's context travels in the CloudEvent and the headers, so the
+        # consumers of this event (webhooks, audit) continue the run's trace.
+        carrier = trace_headers()
+        envelope = CloudEvent.wrap(
+            event,
+            source=self.source,
+            subject=command_id,
+            project=project,
+            traceparent=carrier.get("traceparent"),
+        )
         if event_id:
             envelope = envelope.model_copy(update={"id": event_id})
         subject = subjects.run_event(project, command_id, kind)
         payload = envelope.to_bytes()
-        headers = {"Nats-Msg-Id": envelope.id}
+        headers = {**carrier, "Nats-Msg-Id": envelope.id}
         # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
         # is de-duplicated by the broker, so a line is never stored twice.
         while True:

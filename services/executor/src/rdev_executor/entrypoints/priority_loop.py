@@ -24,6 +24,7 @@ from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.adapters.nats_secrets import NatsSecrets
+from rdev_executor.entrypoints.run_observer import observe_run
 from rdev_executor.service_layer.runner import RunControl, Runner
 
 log = structlog.get_logger()
@@ -128,7 +129,15 @@ class PriorityLoop:
             await self.slots.acquire()
             self.wake.clear()
             msg = await self._sweep()
+            if msg is not None and self.stopping:
+                # Stopped while pulling: hand the command straight back to another executor.
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+                msg = None
             if msg is None:
+                if self.stopping:
+                    self.slots.release()
+                    break
                 self.slots.release()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.sweep_interval_s)
@@ -159,7 +168,9 @@ class PriorityLoop:
         structlog.contextvars.bind_contextvars(command_id=req.command_id, project=req.project)
         try:
             secrets = await self.secrets.for_project(req.project) if self.secrets else {}
-            await self.runner.handle(req, control, extra_env={}, secrets=secrets)
+            with observe_run(msg, req) as run:
+                outcome = await self.runner.handle(req, control, extra_env=run.env, secrets=secrets)
+                run.finished(outcome)
             await self._ack(msg)
         except Exception as exc:
             log.exception("run failed, handing the command back", error=repr(exc))
@@ -194,6 +205,17 @@ class PriorityLoop:
         # Redelivery will find the `completed` event and ack without running again.
 
     async def stop(self, grace_s: float) -> None:
+        """Take no more work; give runs `grace_s` to finish, then cancel the rest.
+
+        A cancelled run still ends with its one `completed` event and an ack, so no
+        command is left half-done for a redelivery to close as `lost`.
+        """
         self.stopping = True
+        self.wake.set()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace_s)
+        for control in self.running.values():
+            control.cancelled.set()
+        if self.tasks:
+            # The runner's kill grace (SIGTERM → SIGKILL) plus publishing `completed`.
+            await asyncio.wait(self.tasks, timeout=grace_s + 5.0)
