@@ -172,10 +172,13 @@ def _instrument_httpx(provider: TracerProvider) -> None:
 
 
 def shutdown_telemetry(timeout_ms: int = 5000) -> None:
-    """Export what is buffered; called last on the way out."""
+    """Export what is buffered; called last on the way out.
+
+    Only a flush: the SDK shuts its exporters down at interpreter exit, and a
+    process that hosts several apps (tests) keeps tracing after one of them stops.
+    """
     if _provider is not None:
         _provider.force_flush(timeout_ms)
-        _provider.shutdown()
 
 
 def tracer() -> trace.Tracer:

@@ -46,7 +46,7 @@ async def metrics() -> Response:
 def request_id_from(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if VALID_REQUEST_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex
