@@ -96,14 +96,25 @@ class Target:
     api_key: str
     stream_id: str = DOC_STREAM_ID
 
-    def apply(self, text: str, command_literal: str, quote: Callable[[str], str]) -> str:
-        """`command_literal` is the doc's command with its quotes; `quote` renders ours."""
-        text = replace_literal(text, command_literal, quote(COMMAND))
-        text = replace_literal(text, DOC_BASE_URL, self.base_url)
-        text = replace_literal(text, DOC_PROJECT, self.project)
+    def apply(
+        self,
+        text: str,
+        command_literal: str | None = None,
+        quote: Callable[[str], str] = json.dumps,
+    ) -> str:
+        """Substitute the doc's constants an example contains; the key it must contain.
+
+        `command_literal` is the doc's command with its quotes; `quote` renders ours.
+        """
+        if command_literal is not None:
+            text = replace_literal(text, command_literal, quote(COMMAND))
         text = replace_literal(text, DOC_KEY, self.api_key)
-        if DOC_STREAM_ID in text:
-            text = text.replace(DOC_STREAM_ID, self.stream_id)
+        for old, new in (
+            (DOC_BASE_URL, self.base_url),
+            (DOC_PROJECT, self.project),
+            (DOC_STREAM_ID, self.stream_id),
+        ):
+            text = text.replace(old, new)
         return text
 
 
