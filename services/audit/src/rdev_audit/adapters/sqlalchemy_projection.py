@@ -1,0 +1,91 @@
+"""The projection's unit of work on SQLAlchemy (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rdev_audit.domain.history import CommandChange, later_status
+from rdev_audit.service_layer.ports import Position
+from rdev_common.audit import GENESIS, AuditContent
+from rdev_common.db.tables import AuditActorRow, AuditLogRow, AuditPositionRow, CommandHistoryRow
+
+
+class SqlAlchemyProjectionUnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._rows: list[dict[str, Any]] = []
+        self._commands: dict[str, CommandHistoryRow | None] = {}
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self._rows, self._commands = [], {}
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.session.rollback()
+        await self.session.close()
+
+    async def position(self, stream: str) -> Position:
+        stmt = select(AuditPositionRow).where(AuditPositionRow.stream == stream).with_for_update()
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        if row is None:
+            row = AuditPositionRow(
+                stream=stream, last_seq=0, last_hash=GENESIS, generation=0, updated_at=_epoch()
+            )
+            self.session.add(row)
+            await self.session.flush()
+        return Position(row.stream, row.last_seq, row.last_hash, row.generation)
+
+    async def append(self, content: AuditContent, prev_hash: str, hash_: str) -> None:
+        row = {name: getattr(content, name) for name in content.__dataclass_fields__}
+        self._rows.append({**row, "prev_hash": prev_hash, "hash": hash_})
+
+    async def _command(self, command_id: str) -> CommandHistoryRow | None:
+        if command_id not in self._commands:
+            self._commands[command_id] = await self.session.get(CommandHistoryRow, command_id)
+        return self._commands[command_id]
+
+    async def command_actor(self, command_id: str) -> str | None:
+        row = await self._command(command_id)
+        return row.actor if row is not None else None
+
+    async def apply_command(self, change: CommandChange, seq: int) -> None:
+        row = await self._command(change.command_id)
+        if row is None:
+            row = CommandHistoryRow(
+                id=change.command_id, project=change.project, first_seq=seq, status="queued"
+            )
+            self.session.add(row)
+            self._commands[change.command_id] = row
+        for name, value in change.values.items():
+            setattr(row, name, value)
+        row.status = later_status(row.status, change.status)
+        row.last_seq = seq
+
+    async def remember_actor(self, key_id: str, name: str, seq: int) -> None:
+        await self.session.merge(AuditActorRow(key_id=key_id, name=name, seq=seq))
+
+    async def advance(self, stream: str, seq: int, last_hash: str, now: datetime) -> None:
+        if self._rows:
+            await self.session.execute(insert(AuditLogRow), self._rows)
+            self._rows = []
+        row = await self.session.get(AuditPositionRow, stream)
+        assert row is not None, "position() locks the row first"
+        row.last_seq, row.last_hash, row.updated_at = seq, last_hash, now
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+def _epoch() -> datetime:
+    return datetime.fromisoformat("1970-01-01T00:00:00+00:00")

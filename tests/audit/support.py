@@ -1,0 +1,247 @@
+"""Helpers for the audit tests: the audit service as a real process, events on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+
+from rdev_common import subjects
+from rdev_common.broker import free_port
+from rdev_common.db.engine import sync_url
+from rdev_common.events import (
+    CloudEvent,
+    CommandCompleted,
+    CommandOutput,
+    CommandRequested,
+    CommandStarted,
+    Reason,
+)
+from rdev_common.ids import new_id
+
+BIN = Path(sys.executable).parent
+ROW_COLUMNS = (
+    "stream",
+    "seq",
+    "event_id",
+    "time",
+    "actor",
+    "client_ip",
+    "project",
+    "action",
+    "target",
+    "outcome",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+async def wait_until_async(predicate: Any, timeout: float, message: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+def env_for(nats_url: str, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
+    env.update(
+        RDEV_NATS_URL=nats_url,
+        RDEV_DATABASE_URL=db_url,
+        RDEV_DATA_DIR=str(data_dir),
+        RDEV_LOG_LEVEL="info",
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class AuditProcess:
+    """`python -m rdev_audit` as its own process, killable with SIGKILL."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    health_port: int = field(default_factory=free_port)
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        env = {**self.env, "RDEV_HEALTH_PORT": str(self.health_port)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rdev_audit"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_events(project: str, command_id: str, actor: str, exit_code: int = 0) -> list[tuple]:
+    """(subject, event) of one run: requested (on RDEV_COMMANDS), started, output, completed."""
+    requested = CommandRequested(
+        command_id=command_id, project=project, command=f"echo {command_id}", actor=actor,
+        client_ip="127.0.0.1",
+    )
+    started = CommandStarted(command_id=command_id, project=project, executor="test-host")
+    output = CommandOutput(command_id=command_id, stream="stdout", first_line=1, lines=["x"])
+    completed = CommandCompleted(
+        command_id=command_id, project=project, exit_code=exit_code, reason=Reason.EXITED,
+        duration_ms=5,
+    )
+    wrap = CloudEvent.wrap
+    src = "rdev/test"
+    return [
+        (subjects.command("normal", project, command_id),
+         wrap(requested, source=src, subject=command_id, project=project, actor=actor)),
+        (subjects.run_event(project, command_id, "started"),
+         wrap(started, source=src, subject=command_id, project=project)),
+        (subjects.run_event(project, command_id, "output"),
+         wrap(output, source=src, subject=command_id, project=project)),
+        (subjects.run_event(project, command_id, "completed"),
+         wrap(completed, source=src, subject=command_id, project=project)),
+    ]  # fmt: skip
+
+
+def admin_event(entity: str, action: str, target: str, actor: str, data: dict) -> tuple:
+    event = CloudEvent(
+        source="rdev/api",
+        type=f"dev.rdev.{entity}.{action}.v1",
+        subject=target,
+        data=data,
+        actor=actor,
+    )
+    return subjects.admin(entity, action), event
+
+
+async def publish_all(js: JetStreamContext, events: list[tuple], window: int = 500) -> None:
+    """Publish in windows of concurrent acked publishes (fast, and every one confirmed)."""
+    for start in range(0, len(events), window):
+        chunk = events[start : start + window]
+        await asyncio.gather(
+            *(
+                js.publish(subject, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
+                for subject, event in chunk
+            )
+        )
+
+
+async def publish_runs(js: JetStreamContext, project: str, count: int, actor: str) -> list[str]:
+    ids = [new_id() for _ in range(count)]
+    events = [e for cid in ids for e in run_events(project, cid, actor, exit_code=len(cid) % 2)]
+    # Requested first, then the rest: RDEV_COMMANDS is sourced into RDEV_RUNS asynchronously.
+    requested = [e for e in events if e[0].startswith(subjects.COMMANDS_PREFIX)]
+    await publish_all(js, requested)
+    await wait_stream_count(js, "RDEV_RUNS", len(requested), at_least=True)
+    await publish_all(js, [e for e in events if not e[0].startswith(subjects.COMMANDS_PREFIX)])
+    return ids
+
+
+async def stream_last_seq(js: JetStreamContext, stream: str) -> int:
+    return int((await js.stream_info(stream)).state.last_seq or 0)
+
+
+async def wait_stream_count(
+    js: JetStreamContext, stream: str, count: int, at_least: bool = False, timeout: float = 60
+) -> None:
+    async def enough() -> bool:
+        have = (await js.stream_info(stream)).state.messages
+        return have >= count if at_least else have == count
+
+    await wait_until_async(enough, timeout, f"{stream} to hold {count} messages")
+
+
+class Db:
+    """Synchronous access to the test database, for assertions and tampering."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(sync_url(url))
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def execute(self, sql: str, **params: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+
+    def rows(self, sql: str, **params: Any) -> list[tuple]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+    def audit_rows(self) -> list[tuple]:
+        cols = ", ".join(ROW_COLUMNS)
+        return self.rows(f"SELECT {cols} FROM audit_log ORDER BY stream, seq")
+
+    def history_rows(self) -> list[tuple]:
+        return self.rows(
+            "SELECT id, project, command, priority, status, exit_code, reason, actor,"
+            " requested_at, started_at, completed_at, duration_ms FROM command_history ORDER BY id"
+        )
+
+    def position(self, stream: str) -> int:
+        return int(
+            self.scalar("SELECT last_seq FROM audit_positions WHERE stream = :s", s=stream) or 0
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def fresh_databases(tmp_path: Path, postgres_admin_url: str | None) -> Iterator[str]:
+    """Not a fixture: yields one database URL, dropped afterwards (PostgreSQL) or in tmp."""
+    if postgres_admin_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+        return
+    import uuid
+
+    import psycopg
+
+    name = f"rdev_audit_{uuid.uuid4().hex[:10]}"
+    admin = postgres_admin_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
