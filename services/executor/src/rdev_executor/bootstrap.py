@@ -9,6 +9,7 @@ import signal
 import structlog
 
 from rdev_common.broker import connect
+from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.events import Priority
 from rdev_common.health import health_server
 from rdev_common.metrics import poll_consumers
@@ -19,10 +20,12 @@ from rdev_common.streams import (
     executor_consumer,
 )
 from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
+from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
 from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.adapters.nats_secrets import NatsSecrets
+from rdev_executor.adapters.routing_backend import RoutingBackend
 from rdev_executor.adapters.traced_event_log import TracedEventLog
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
 from rdev_executor.service_layer.ports import Backend
@@ -33,9 +36,24 @@ log = structlog.get_logger()
 
 
 def make_backend(settings: ExecutorSettings) -> Backend:
+    """Commands of projects with a Kubernetes spec need RDEV_EXECUTOR_BACKEND=kubernetes;
+    the others always run locally."""
+    kubernetes = None
     if settings.executor_backend == "kubernetes":
-        raise SystemExit("the kubernetes backend is not available in this build")
-    return LocalBackend()
+        kubernetes = KubernetesBackend(
+            KubernetesOptions(
+                namespace=settings.k8s_namespace,
+                idle_gc_s=settings.k8s_idle_gc_s,
+                ready_timeout_s=settings.k8s_ready_timeout_s,
+                kubeconfig=settings.k8s_kubeconfig,
+                context=settings.k8s_context,
+                breaker=BreakerPolicy(
+                    failure_threshold=settings.k8s_breaker_failures,
+                    cooldown_s=settings.k8s_breaker_cooldown_s,
+                ),
+            )
+        )
+    return RoutingBackend(LocalBackend(), kubernetes)
 
 
 async def serve(settings: ExecutorSettings) -> None:

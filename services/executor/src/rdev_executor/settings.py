@@ -24,3 +24,11 @@ class ExecutorSettings(HealthSettings):
     output_batch_age_s: float = Field(default=0.02, gt=0)
     output_max_line_chars: int = Field(default=16 * 1024, ge=256)
     output_cap_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # The kubernetes backend (RDEV_EXECUTOR_BACKEND=kubernetes): workspace pods.
+    k8s_namespace: str = "rdev-workspaces"
+    k8s_idle_gc_s: float = Field(default=1800.0, gt=0)
+    k8s_ready_timeout_s: float = Field(default=120.0, gt=0)
+    k8s_kubeconfig: str | None = None  # unset: in-cluster in a pod, else ~/.kube/config
+    k8s_context: str | None = None
+    k8s_breaker_failures: int = Field(default=5, ge=1)
+    k8s_breaker_cooldown_s: float = Field(default=15.0, gt=0)

@@ -1,0 +1,170 @@
+"""The API-server double, a kubeconfig pointing at it, and a Runner on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+from rdev_common import subjects
+from rdev_common.broker import EmbeddedNats, connect
+from rdev_common.circuit_breaker import BreakerPolicy
+from rdev_common.events import CloudEvent, CommandRequested
+from rdev_common.ids import new_id
+from rdev_common.settings import CommonSettings
+from rdev_common.streams import ensure_streams
+from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
+from rdev_executor.adapters.nats_event_log import NatsEventLog
+from rdev_executor.domain.outcome import Outcome
+from rdev_executor.service_layer.runner import Limits, RunControl, Runner
+from tests.kubernetes.apiserver_double import ApiServerDouble
+
+NAMESPACE = "rdev-workspaces"
+WAIT_S = 20.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[ApiServerDouble]:
+    double = ApiServerDouble()
+    await double.start()
+    yield double
+    await double.close()
+
+
+@pytest.fixture
+def kubeconfig(apiserver: ApiServerDouble, tmp_path: Path) -> Path:
+    return apiserver.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def breaker_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def backend(kubeconfig: Path, breaker_clock: FakeClock) -> AsyncIterator[KubernetesBackend]:
+    options = KubernetesOptions(
+        namespace=NAMESPACE,
+        idle_gc_s=600,
+        ready_timeout_s=WAIT_S,
+        kubeconfig=str(kubeconfig),
+        breaker=BreakerPolicy(failure_threshold=3, cooldown_s=30),
+    )
+    b = KubernetesBackend(options, clock=breaker_clock)
+    yield b
+    await b.aclose()
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
+    client = await connect(nats_server.url, "k8s-test")
+    await ensure_streams(client.jetstream(), CommonSettings(nats_url=nats_server.url))
+    yield client
+    await client.close()
+
+
+@dataclass
+class Run:
+    """One command through the Runner, with its events as the broker stored them."""
+
+    request: CommandRequested
+    control: RunControl
+    task: asyncio.Task[Outcome | None]
+    sub: Subscription
+    events: list[CloudEvent] = field(default_factory=list)
+
+    async def next_event(self) -> CloudEvent:
+        msg = await self.sub.next_msg(timeout=WAIT_S)
+        event = CloudEvent.from_bytes(msg.data)
+        self.events.append(event)
+        return event
+
+    async def wait_for_output(self, text: str) -> None:
+        while not any(text in line for line in self.lines("stdout")):
+            await self.next_event()
+
+    async def outcome(self) -> Outcome:
+        result = await asyncio.wait_for(self.task, WAIT_S)
+        assert result is not None
+        while not self.events or not self.events[-1].type.startswith("dev.rdev.command.completed"):
+            await self.next_event()
+        return result
+
+    def lines(self, stream: str) -> list[str]:
+        return [
+            line
+            for e in self.events
+            if e.type.startswith("dev.rdev.command.output") and e.data["stream"] == stream
+            for line in e.data["lines"]
+        ]
+
+    def completed(self) -> dict[str, Any]:
+        return self.events[-1].data
+
+
+SPEC: dict[str, Any] = {
+    "image": "registry.example/rdev-workspace:1",
+    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    "env": {"FROM_SPEC": "spec-value"},
+    "service_account": "builder",
+    "node_selector": {"pool": "workspaces"},
+}
+
+
+@pytest.fixture
+def start_run(
+    nc: Client, backend: KubernetesBackend, tmp_path: Path
+) -> Iterator[Callable[..., Any]]:
+    runner = Runner(
+        backend=backend,
+        events=NatsEventLog(nc.jetstream(), source="rdev/executor/k8s-test"),
+        limits=Limits(
+            kill_grace_s=2.0,
+            batch_bytes=64 * 1024,
+            batch_age_s=0.02,
+            max_line_chars=16 * 1024,
+            cap_bytes=1024**2,
+        ),
+        executor_name="k8s-test",
+    )
+    workdir = tmp_path / "workspace"
+    workdir.mkdir()
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def start(command: str, *, project: str = "demo", **fields: Any) -> Run:
+        spec = {**SPEC, "workdir": str(workdir), **fields.pop("spec", {})}
+        req = CommandRequested(
+            command_id=new_id(), project=project, command=command, kubernetes=spec, **fields
+        )
+        sub = await nc.subscribe(subjects.run_events(project, req.command_id))
+        control = RunControl()
+        task = asyncio.create_task(runner.handle(req, control, {}))
+        tasks.append(task)
+        return Run(req, control, task, sub)
+
+    yield start
+    for task in tasks:
+        task.cancel()
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
