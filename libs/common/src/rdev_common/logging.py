@@ -8,11 +8,15 @@ import sys
 import structlog
 
 from rdev_common.redaction import RedactingFilter, redact_processor
-from rdev_common.telemetry import add_trace_context
+from rdev_common.telemetry import add_trace_context, configure_telemetry
 
 
 def configure_logging(fmt: str = "console", level: str = "info", service: str = "rdev") -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+    """Configure structlog, the stdlib root logger and tracing once per process.
+
+    Tracing is set up here too because log lines carry trace and span ids: every
+    service that logs also traces (exporting only as the `OTEL_*` variables say).
+    """
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -34,6 +38,7 @@ def configure_logging(fmt: str = "console", level: str = "info", service: str = 
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+    configure_telemetry(service)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())

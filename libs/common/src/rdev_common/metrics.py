@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from nats.aio.msg import Msg
@@ -22,6 +22,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from rdev_common.circuit_breaker import StateChange
 
 log = structlog.get_logger()
 
@@ -148,3 +150,30 @@ async def poll_consumers(
             if durable.startswith("executor-"):
                 QUEUE_DEPTH.labels(priority=durable.removeprefix("executor-")).set(pending)
         await asyncio.sleep(interval_s)
+
+
+def circuit_state_recorder(webhook_id: str) -> Callable[[StateChange], None]:
+    """An `on_state_change` callback for a webhook endpoint's circuit breaker."""
+    WEBHOOK_CIRCUIT_STATE.labels(webhook=webhook_id).state("closed")
+
+    def record(change: StateChange) -> None:
+        WEBHOOK_CIRCUIT_STATE.labels(webhook=webhook_id).state(change.new.value)
+        WEBHOOK_CIRCUIT_TRANSITIONS.labels(state=change.new.value).inc()
+
+    return record
+
+
+def webhook_outcome(status_code: int | None, error: str | None) -> str:
+    """The `outcome` label of one delivery attempt."""
+    if status_code is not None:
+        return "success" if 200 <= status_code < 300 else "http_error"
+    if error and "timed out" in error:
+        return "timeout"
+    return "network_error"
+
+
+def observe_webhook_attempt(status_code: int | None, error: str | None, seconds: float) -> str:
+    outcome = webhook_outcome(status_code, error)
+    WEBHOOK_ATTEMPTS.labels(outcome=outcome).inc()
+    WEBHOOK_DELIVERY_DURATION.labels(outcome=outcome).observe(seconds)
+    return outcome

@@ -298,6 +298,53 @@ def consume_span(msg: Msg, name: str | None = None) -> Iterator[Span]:
         yield span
 
 
+def _payload_bytes(payload: bytes | str) -> bytes:
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+@contextmanager
+def event_span(
+    name: str,
+    payload: bytes | str,
+    attributes: Mapping[str, Any] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[Span]:
+    """A span continuing the trace recorded in a stored CloudEvent (its `traceparent`).
+
+    For work done later from a stored event, e.g. a webhook delivery attempt.
+    """
+    with tracer().start_as_current_span(
+        name,
+        context=context_from(None, _payload_bytes(payload)),
+        kind=kind,
+        attributes=dict(attributes or {}),
+    ) as span:
+        yield span
+
+
+@contextmanager
+def batch_span(
+    name: str, payloads: Sequence[bytes | str], attributes: Mapping[str, Any] | None = None
+) -> Iterator[Span]:
+    """One span for a batch of stored CloudEvents handled together (a projection write).
+
+    It is a child of the first event that carries a trace context, so that trace
+    shows the write, and links to every event's span context.
+    """
+    contexts = [trace.get_current_span(context_from(None, _payload_bytes(p))) for p in payloads]
+    remote = [span.get_span_context() for span in contexts]
+    valid = [ctx for ctx in remote if ctx.is_valid]
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(valid[0])) if valid else Context()
+    with tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=[trace.Link(ctx) for ctx in valid],
+        attributes={**(attributes or {}), "messaging.batch.message_count": len(payloads)},
+    ) as span:
+        yield span
+
+
 # --- logs --------------------------------------------------------------------------------
 
 
