@@ -18,6 +18,7 @@ from rdev_api.entrypoints.http.app import build_app
 from rdev_api.service_layer.auth import ensure_bootstrap_key
 from rdev_api.service_layer.ports import Services
 from rdev_api.settings import ApiSettings
+from rdev_api.webhooks_wiring import webhook_services
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.streams import ensure_buckets, ensure_streams
@@ -72,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             _save_generated_key(settings, generated)
         app.state.services = services
         app.state.settings = settings
+        app.state.webhooks = webhook_services(js, sessions, utcnow)
         log.info("api started", host=settings.host, port=settings.port)
         try:
             yield

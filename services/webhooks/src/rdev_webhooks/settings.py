@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from pydantic import Field, field_validator
+
 from rdev_common.settings import HealthSettings
+from rdev_webhooks.domain.schedule import DEFAULT_SCHEDULE, parse_schedule
 
 
 class WebhooksSettings(HealthSettings):
-    pass
+    webhooks_allow_private_targets: bool = False
+    webhooks_retry_schedule: str = ",".join(f"{d:g}" for d in DEFAULT_SCHEDULE)
+    webhooks_timeout_s: float = Field(default=15.0, gt=0)
+    webhooks_endpoint_concurrency: int = Field(default=4, ge=1, le=64)
+    webhooks_breaker_failures: int = Field(default=5, ge=1)
+    webhooks_breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # An endpoint failing without a single success for this long is disabled.
+    webhooks_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
+    webhooks_poll_interval_s: float = Field(default=0.25, gt=0)
+
+    @field_validator("webhooks_retry_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    def retry_delays(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhooks_retry_schedule)

@@ -17,6 +17,7 @@ from rdev_api.entrypoints.http import (
     observability,
     projects,
     session,
+    webhooks,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -31,7 +32,7 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
     )
     errors.install(app)
     observability.install(app)
-    for module in (health, session, projects, commands, events):
+    for module in (health, session, projects, commands, events, webhooks):
         app.include_router(module.router)
     app.include_router(console.router)
 

@@ -1,0 +1,303 @@
+"""The delivery store on SQLAlchemy: the same code on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from rdev_webhooks.domain.model import (
+    AttemptResult,
+    Claim,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    NewDelivery,
+    Outcome,
+)
+from rdev_webhooks.service_layer.ports import Recorded
+
+PENDING = DeliveryStatus.PENDING.value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything rdev stores is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def endpoint_of(row: WebhookRow, now: datetime) -> Endpoint:
+    secrets = [row.secret]
+    expires = _utc(row.previous_secret_expires_at)
+    if row.previous_secret and expires is not None and expires > now:
+        secrets.append(row.previous_secret)
+    events: Any = row.events
+    return Endpoint(row.id, row.project, row.url, list(events), secrets, row.enabled)
+
+
+def _delivery(row: WebhookDeliveryRow) -> Delivery:
+    return Delivery(row.id, row.webhook_id, row.event_id, row.event_type, row.payload, row.attempts)
+
+
+class SqlAlchemyDeliveryStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def endpoints_of(self, project: str) -> list[Endpoint]:
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(WebhookRow).where(WebhookRow.project == project, WebhookRow.enabled)
+            )
+            now = datetime.now(UTC)
+            return [endpoint_of(r, now) for r in rows]
+
+    async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
+        keys = [d.dedup_key for d in deliveries]
+        async with self.sessions() as s:
+            known = set(
+                await s.scalars(
+                    select(WebhookDeliveryRow.dedup_key).where(
+                        WebhookDeliveryRow.dedup_key.in_(keys)
+                    )
+                )
+            )
+            fresh = [d for d in deliveries if d.dedup_key not in known]
+            s.add_all(_new_row(d) for d in fresh)
+            try:
+                await s.commit()
+            except IntegrityError:
+                return 0  # a concurrent consumer recorded them first
+            return len(fresh)
+
+    async def due_endpoints(self, now: datetime) -> list[str]:
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(WebhookDeliveryRow.webhook_id)
+                .where(_due(now))
+                .group_by(WebhookDeliveryRow.webhook_id)
+            )
+            return list(rows)
+
+    async def due_deliveries(
+        self, webhook_id: str, now: datetime, exclude: set[str], limit: int
+    ) -> list[str]:
+        query = (
+            select(WebhookDeliveryRow.id)
+            .where(_due(now), WebhookDeliveryRow.webhook_id == webhook_id)
+            .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.id)
+            .limit(limit)
+        )
+        if exclude:
+            query = query.where(WebhookDeliveryRow.id.not_in(exclude))
+        async with self.sessions() as s:
+            return list(await s.scalars(query))
+
+    async def next_due(self) -> datetime | None:
+        async with self.sessions() as s:
+            value = await s.scalar(
+                select(func.min(WebhookDeliveryRow.next_attempt_at)).where(
+                    WebhookDeliveryRow.status == PENDING
+                )
+            )
+            return _utc(value)
+
+    async def defer(self, delivery_id: str, until: datetime) -> None:
+        async with self.sessions() as s:
+            await s.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == PENDING)
+                .values(next_attempt_at=until)
+            )
+            await s.commit()
+
+    async def claim(
+        self, delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> Claim | None:
+        async with self.sessions() as s:
+            row = await s.get(WebhookDeliveryRow, delivery_id)
+            if row is None or row.status != PENDING or (_utc(row.next_attempt_at) or now) > now:
+                return None
+            hook = await s.get(WebhookRow, row.webhook_id)
+            interrupted = await _close_interrupted(s, row, now)
+            n = row.attempts + 1
+            stop = _why_stop(hook, n, max_attempts)
+            if stop is not None:
+                await _finish_delivery(s, row, stop, now)
+                await s.commit()
+                delivery = _delivery(row)
+                endpoint = endpoint_of(hook, now) if hook else _gone_endpoint(row)
+                return Claim(delivery, endpoint, 0, interrupted) if interrupted else None
+            assert hook is not None
+            won = await s.execute(
+                update(WebhookDeliveryRow)
+                .where(
+                    WebhookDeliveryRow.id == delivery_id,
+                    WebhookDeliveryRow.attempts == n - 1,
+                    WebhookDeliveryRow.status == PENDING,
+                )
+                .values(attempts=n, next_attempt_at=lease_until, updated_at=now)
+            )
+            if getattr(won, "rowcount", 0) != 1:
+                return None  # another worker claimed it between our read and write
+            s.add(
+                WebhookAttemptRow(
+                    delivery_id=delivery_id,
+                    n=n,
+                    webhook_id=row.webhook_id,
+                    outcome=Outcome.SENDING.value,
+                    started_at=now,
+                )
+            )
+            try:
+                await s.commit()
+            except IntegrityError:
+                return None
+            delivery = Delivery(
+                row.id, row.webhook_id, row.event_id, row.event_type, row.payload, n
+            )
+            return Claim(delivery, endpoint_of(hook, now), n, interrupted)
+
+    async def record(
+        self,
+        delivery: Delivery,
+        attempt: int,
+        result: AttemptResult,
+        next_attempt_at: datetime | None,
+        now: datetime,
+        disable_after_s: float,
+    ) -> Recorded:
+        async with self.sessions() as s:
+            outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
+            await s.execute(
+                update(WebhookAttemptRow)
+                .where(
+                    WebhookAttemptRow.delivery_id == delivery.id,
+                    WebhookAttemptRow.n == attempt,
+                )
+                .values(
+                    outcome=outcome.value,
+                    status_code=result.status_code,
+                    duration_ms=result.duration_ms,
+                    response_body=result.response_body,
+                    error=result.error,
+                    finished_at=now,
+                )
+            )
+            status = _status_after(result, next_attempt_at)
+            await s.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id == delivery.id)
+                .values(
+                    status=status.value,
+                    next_attempt_at=next_attempt_at,
+                    last_status_code=result.status_code,
+                    last_error=result.error,
+                    updated_at=now,
+                )
+            )
+            reason = await _track_health(s, delivery.webhook_id, result, now, disable_after_s)
+            await s.commit()
+            return Recorded(disabled_reason=reason)
+
+
+def _new_row(d: NewDelivery) -> WebhookDeliveryRow:
+    return WebhookDeliveryRow(
+        id=d.id,
+        webhook_id=d.webhook_id,
+        project=d.project,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        stream=d.stream,
+        seq=d.seq,
+        dedup_key=d.dedup_key,
+        payload=d.payload,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=d.next_attempt_at,
+        created_at=d.next_attempt_at,
+        updated_at=d.next_attempt_at,
+    )
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        WebhookDeliveryRow.status == PENDING,
+        WebhookDeliveryRow.next_attempt_at <= now,
+    )
+
+
+def _gone_endpoint(row: WebhookDeliveryRow) -> Endpoint:
+    return Endpoint(row.webhook_id, row.project, "", [], [], False)
+
+
+def _why_stop(hook: WebhookRow | None, n: int, max_attempts: int) -> str | None:
+    if hook is None:
+        return "the webhook was deleted"
+    if not hook.enabled:
+        return f"the webhook is disabled: {hook.disabled_reason or 'by request'}"
+    if n > max_attempts:
+        return f"no attempt left after {max_attempts}"
+    return None
+
+
+async def _close_interrupted(s: AsyncSession, row: WebhookDeliveryRow, now: datetime) -> list[int]:
+    """An attempt still `sending` when its lease ran out was cut short by a crash."""
+    stale = list(
+        await s.scalars(
+            select(WebhookAttemptRow).where(
+                WebhookAttemptRow.delivery_id == row.id,
+                WebhookAttemptRow.outcome == Outcome.SENDING.value,
+            )
+        )
+    )
+    for attempt in stale:
+        attempt.outcome = Outcome.INTERRUPTED.value
+        attempt.error = "the webhooks service stopped during the attempt"
+        attempt.finished_at = now
+    return [a.n for a in stale]
+
+
+async def _finish_delivery(
+    s: AsyncSession, row: WebhookDeliveryRow, error: str, now: datetime
+) -> None:
+    row.status = DeliveryStatus.FAILED.value
+    row.next_attempt_at = None
+    row.last_error = error
+    row.updated_at = now
+
+
+def _status_after(result: AttemptResult, next_attempt_at: datetime | None) -> DeliveryStatus:
+    if result.succeeded:
+        return DeliveryStatus.SUCCEEDED
+    return DeliveryStatus.PENDING if next_attempt_at is not None else DeliveryStatus.FAILED
+
+
+async def _track_health(
+    s: AsyncSession, webhook_id: str, result: AttemptResult, now: datetime, disable_after_s: float
+) -> str | None:
+    """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
+    hook = await s.get(WebhookRow, webhook_id)
+    if hook is None:
+        return None
+    if result.succeeded:
+        hook.failing_since = None
+        return None
+    since = _utc(hook.failing_since)
+    if since is None:
+        hook.failing_since = since = now
+    reason = None
+    if result.gone:
+        reason = "the endpoint answered 410 Gone"
+    elif (now - since).total_seconds() >= disable_after_s:
+        reason = f"failing continuously since {since.isoformat()}"
+    if reason is None or not hook.enabled:
+        return None
+    hook.enabled = False
+    hook.disabled_reason = reason
+    hook.updated_at = now
+    return reason

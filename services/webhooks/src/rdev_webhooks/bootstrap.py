@@ -1,0 +1,87 @@
+"""Composition root of the webhooks service. No I/O at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import text
+
+from rdev_common.broker import connect
+from rdev_common.circuit_breaker import BreakerPolicy
+from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.health import Check, health_server
+from rdev_common.service import consume
+from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
+from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
+from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
+from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
+from rdev_webhooks.domain.schedule import RetrySchedule
+from rdev_webhooks.entrypoints.lifecycle import lifecycle_handler
+from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
+from rdev_webhooks.service_layer.dispatcher import Dispatcher
+from rdev_webhooks.settings import WebhooksSettings
+
+log = structlog.get_logger()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run(settings: WebhooksSettings) -> None:
+    """Consume lifecycle events and deliver them until SIGTERM/SIGINT."""
+    nc = await connect(settings.require_nats_url(), "rdev-webhooks")
+    js = nc.jetstream()
+    await ensure_streams(js, settings)
+    consumer = lifecycle_consumer("webhooks")
+    await ensure_consumer(js, consumer)
+    engine = create_engine(settings.resolved_database_url())
+    store = SqlAlchemyDeliveryStore(session_factory(engine))
+    sender = HttpxWebhookSender(
+        settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
+    )
+    schedule = RetrySchedule(settings.retry_delays())
+    policy = Policy(schedule, settings.webhooks_timeout_s, settings.webhooks_disable_after_s)
+    ctx = AttemptContext(store, sender, NatsWebhookEventPublisher(js), utcnow, policy)
+    breaker = BreakerPolicy(
+        failure_threshold=settings.webhooks_breaker_failures,
+        cooldown_s=settings.webhooks_breaker_cooldown_s,
+    )
+    dispatcher = Dispatcher(
+        ctx, breaker, settings.webhooks_endpoint_concurrency, settings.webhooks_poll_interval_s
+    )
+
+    async def broker_answers() -> bool:
+        await js.account_info()
+        return nc.is_connected
+
+    async def database_answers() -> bool:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    checks: dict[str, Check] = {"nats": broker_answers, "database": database_answers}
+    health = health_server(checks, settings.health_host, settings.health_port)
+    handler = lifecycle_handler(store, schedule, dispatcher.wake.set)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    tasks = [
+        asyncio.create_task(health.serve()),
+        asyncio.create_task(consume(js, consumer, handler)),
+        asyncio.create_task(dispatcher.run()),
+    ]
+    log.info("service started", name="webhooks", schedule=list(schedule.delays))
+    await stop.wait()
+    health.should_exit = True
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await sender.aclose()
+    await nc.drain()
+    await engine.dispose()

@@ -1,0 +1,124 @@
+"""One attempt of one delivery, recorded so a crash neither loses nor repeats it.
+
+Order: claim (attempt n recorded as `sending`, delivery leased) → HTTP request →
+attempt event published (de-duplicated on `<delivery>.<n>`) → result recorded.
+A crash after the claim leaves attempt n `sending`; when the lease expires the
+next claim closes it as `interrupted` and moves on to n+1, so attempt n is
+never sent twice and the delivery is never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen
+from rdev_common.webhook_events import DeliveryAttempted, WebhookDisabled
+from rdev_webhooks.domain.model import AttemptResult, Claim
+from rdev_webhooks.domain.schedule import RetrySchedule
+from rdev_webhooks.service_layer.ports import Clock, DeliveryStore, EventPublisher, Sender
+
+log = structlog.get_logger()
+
+LEASE_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    schedule: RetrySchedule
+    timeout_s: float
+    disable_after_s: float
+
+
+@dataclass
+class AttemptContext:
+    store: DeliveryStore
+    sender: Sender
+    publisher: EventPublisher
+    clock: Clock
+    policy: Policy
+
+
+def _attempt_event(
+    claim: Claim, n: int, outcome: str, result: AttemptResult | None, next_in: float | None
+) -> DeliveryAttempted:
+    return DeliveryAttempted(
+        webhook_id=claim.endpoint.id,
+        delivery_id=claim.delivery.id,
+        event_id=claim.delivery.event_id,
+        event_kind=claim.delivery.event_type,
+        attempt=n,
+        outcome=outcome,  # type: ignore[arg-type]
+        status_code=result.status_code if result else None,
+        duration_ms=result.duration_ms if result else None,
+        error=result.error if result else "the webhooks service stopped during the attempt",
+        next_attempt_in_s=next_in,
+    )
+
+
+async def _publish_attempt(ctx: AttemptContext, claim: Claim, event: DeliveryAttempted) -> None:
+    await ctx.publisher.publish(
+        claim.endpoint.id, "attempt", event, msg_id=f"{claim.delivery.id}.{event.attempt}"
+    )
+
+
+async def run_attempt(ctx: AttemptContext, breaker: CircuitBreaker, delivery_id: str) -> None:
+    now = ctx.clock()
+    try:
+        breaker.before_call()
+    except CircuitOpen as exc:
+        # No attempt is spent while the endpoint is known to be down: the probe decides.
+        await ctx.store.defer(delivery_id, now + timedelta(seconds=max(exc.retry_after_s, 0.05)))
+        return
+    lease = now + timedelta(seconds=ctx.policy.timeout_s + LEASE_MARGIN_S)
+    claim = await ctx.store.claim(delivery_id, now, lease, ctx.policy.schedule.max_attempts)
+    if claim is None:
+        breaker.record_cancelled()
+        return
+    for n in claim.interrupted:
+        await _publish_attempt(ctx, claim, _attempt_event(claim, n, "interrupted", None, 0.0))
+    if claim.attempt == 0:  # finished while closing an interrupted attempt
+        breaker.record_cancelled()
+        return
+    result = await ctx.sender.send(claim.endpoint, claim.delivery, claim.attempt)
+    if result.succeeded:
+        breaker.record_success()
+    else:
+        breaker.record_failure()
+    await _finish(ctx, claim, result)
+
+
+async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> None:
+    now = ctx.clock()
+    delay = None
+    if not result.succeeded and not result.gone:
+        delay = ctx.policy.schedule.delay_after(claim.attempt, result.retry_after_s)
+    outcome = "succeeded" if result.succeeded else "failed"
+    await _publish_attempt(ctx, claim, _attempt_event(claim, claim.attempt, outcome, result, delay))
+    next_at = now + timedelta(seconds=delay) if delay is not None else None
+    recorded = await ctx.store.record(
+        claim.delivery, claim.attempt, result, next_at, now, ctx.policy.disable_after_s
+    )
+    log.info(
+        "webhook attempt",
+        webhook_id=claim.endpoint.id,
+        delivery_id=claim.delivery.id,
+        attempt=claim.attempt,
+        outcome=outcome,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+    )
+    if recorded.disabled_reason is not None:
+        await _disabled(ctx, claim, recorded.disabled_reason, now)
+
+
+async def _disabled(ctx: AttemptContext, claim: Claim, reason: str, now: datetime) -> None:
+    log.warning("webhook disabled", webhook_id=claim.endpoint.id, reason=reason)
+    event = WebhookDisabled(
+        webhook_id=claim.endpoint.id, project=claim.endpoint.project, reason=reason
+    )
+    await ctx.publisher.publish(
+        claim.endpoint.id, "disabled", event, msg_id=f"{claim.delivery.id}.{claim.attempt}.disabled"
+    )

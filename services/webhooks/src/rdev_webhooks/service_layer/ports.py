@@ -1,0 +1,61 @@
+"""Ports of the webhooks service: its tables, the HTTP sender and the event publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from rdev_common.events import EventData
+from rdev_webhooks.domain.model import AttemptResult, Claim, Delivery, Endpoint, NewDelivery
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an attempt changed."""
+
+    disabled_reason: str | None  # set when this attempt disabled the endpoint
+
+
+class DeliveryStore(Protocol):
+    """Registrations, deliveries and attempts; every method is one transaction."""
+
+    async def endpoints_of(self, project: str) -> list[Endpoint]: ...
+    async def add_deliveries(self, deliveries: list[NewDelivery]) -> int: ...
+    async def due_endpoints(self, now: datetime) -> list[str]: ...
+    async def due_deliveries(
+        self, webhook_id: str, now: datetime, exclude: set[str], limit: int
+    ) -> list[str]: ...
+    async def next_due(self) -> datetime | None: ...
+    async def defer(self, delivery_id: str, until: datetime) -> None: ...
+    async def claim(
+        self, delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> Claim | None:
+        """Own the next attempt of a due delivery: closes an attempt a crash left
+        `sending` as interrupted, records the new one as `sending`. None when the
+        delivery is not due, is finished, or another worker owns it."""
+        ...
+
+    async def record(
+        self,
+        delivery: Delivery,
+        attempt: int,
+        result: AttemptResult,
+        next_attempt_at: datetime | None,
+        now: datetime,
+        disable_after_s: float,
+    ) -> Recorded: ...
+
+
+class Sender(Protocol):
+    async def send(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> AttemptResult: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, webhook_id: str, kind: str, event: EventData, msg_id: str) -> None:
+        """Publish on `rdev.webhooks.<webhook_id>.<kind>`, de-duplicated on `msg_id`."""
+        ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
