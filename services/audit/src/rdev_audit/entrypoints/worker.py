@@ -10,6 +10,7 @@ from datetime import datetime
 import structlog
 
 from rdev_audit.adapters.nats_feed import NatsPositionedFeed, OutOfOrder
+from rdev_audit.entrypoints.observed import projection_span
 from rdev_audit.service_layer.ports import Position, ProjectionUnitOfWork
 from rdev_audit.service_layer.projector import Resync, Source, current_position, project
 
@@ -40,9 +41,10 @@ class ProjectionLoop:
             if latest.generation != self.position.generation:
                 raise Resync(latest)
             return
-        self.position = await project(
-            self.uow(), self.source, self.position.generation, batch, self.clock
-        )
+        with projection_span(self.source, batch):
+            self.position = await project(
+                self.uow(), self.source, self.position.generation, batch, self.clock
+            )
         self.projected += len(batch)
         await self.feed.ack()
 
