@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rdev_cli import remote
+from rdev_cli import audit_cmds, events_cmds, remote
 
 app = typer.Typer(
     help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
@@ -38,6 +38,8 @@ app.command(
     name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(remote.run)
 app.command(name="logs")(remote.logs)
+app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(events_cmds.app, name="events")
 
 
 def main() -> None:

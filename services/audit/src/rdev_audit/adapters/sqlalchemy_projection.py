@@ -6,7 +6,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rdev_audit.domain.history import CommandChange, later_status
@@ -75,13 +75,22 @@ class SqlAlchemyProjectionUnitOfWork:
     async def remember_actor(self, key_id: str, name: str, seq: int) -> None:
         await self.session.merge(AuditActorRow(key_id=key_id, name=name, seq=seq))
 
-    async def advance(self, stream: str, seq: int, last_hash: str, now: datetime) -> None:
+    async def advance(self, expected: Position, seq: int, last_hash: str, now: datetime) -> bool:
         if self._rows:
             await self.session.execute(insert(AuditLogRow), self._rows)
             self._rows = []
-        row = await self.session.get(AuditPositionRow, stream)
-        assert row is not None, "position() locks the row first"
-        row.last_seq, row.last_hash, row.updated_at = seq, last_hash, now
+        pos = AuditPositionRow
+        result = await self.session.execute(
+            update(pos)
+            .where(
+                pos.stream == expected.stream,
+                pos.generation == expected.generation,
+                pos.last_seq == expected.last_seq,
+            )
+            .values(last_seq=seq, last_hash=last_hash, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def commit(self) -> None:
         await self.session.commit()

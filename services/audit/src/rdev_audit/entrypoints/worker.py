@@ -39,7 +39,7 @@ class ProjectionLoop:
         if not batch:
             latest = await current_position(self.uow(), self.source.stream)
             if latest.generation != self.position.generation:
-                raise Resync(latest)
+                raise Resync(f"{self.source.stream} is at generation {latest.generation}")
             return
         with projection_span(self.source, batch):
             self.position = await project(

@@ -36,10 +36,6 @@ class StreamMessage:
 class Resync(Exception):
     """The tracking position changed under us (a rebuild): restart from it."""
 
-    def __init__(self, position: Position) -> None:
-        super().__init__(f"{position.stream} moved to generation {position.generation}")
-        self.position = position
-
 
 @dataclass(frozen=True)
 class Source:
@@ -105,7 +101,7 @@ async def project(
     async with uow:
         position = await uow.position(source.stream)
         if position.generation != generation:
-            raise Resync(position)
+            raise Resync(f"{source.stream} is at generation {position.generation}")
         last_seq, last_hash = position.last_seq, position.last_hash
         for msg in batch:
             if msg.seq <= last_seq:
@@ -113,7 +109,8 @@ async def project(
             last_hash = await _project_one(uow, source, msg, last_hash)
             last_seq = msg.seq
         if last_seq != position.last_seq:
-            await uow.advance(source.stream, last_seq, last_hash, clock())
+            if not await uow.advance(position, last_seq, last_hash, clock()):
+                raise Resync(f"{source.stream} position moved during the batch")
             await uow.commit()
     return Position(source.stream, last_seq, last_hash, generation)
 
