@@ -138,3 +138,20 @@ def start_system(data_dir: Path, **extra: str) -> Iterator[RdevSystem]:
 
 
 __all__ = ["EmbeddedNats", "RdevSystem", "start_system", "wait_for"]
+
+
+def service_pids(system: RdevSystem, service: str) -> list[int]:
+    """Pids of `python -m rdev_<service>` processes started by this system's `rdev up`."""
+    pids = []
+    marker = str(system.data_dir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"rdev_{service}".encode() in cmdline and marker in environ:
+            pids.append(int(entry.name))
+    return pids

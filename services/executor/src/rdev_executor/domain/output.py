@@ -69,13 +69,18 @@ class OutputBatcher:
             text = text.removesuffix("\r")
             start = 0
             for match in LINE_END.finditer(text):
-                self._add(
-                    stream, self.redact(text[start : match.start()]), cr=match.group() == "\r"
-                )
+                self._add_whole(stream, self.redact(text[start : match.start()]),
+                                match.group() == "\r")
                 start = match.end()
             state.tail = text[start:] + held
             self._split_long_tail(stream, state)
         return self._take()
+
+    def _add_whole(self, stream: str, line: str, cr: bool) -> None:
+        while len(line) > self.max_line_chars:
+            self._add(stream, line[: self.max_line_chars], partial=True)
+            line = line[self.max_line_chars :]
+        self._add(stream, line, cr=cr)
 
     def _split_long_tail(self, stream: str, state: _StreamState) -> None:
         # Cut only where no partly received secret can straddle the cut.
@@ -104,7 +109,7 @@ class OutputBatcher:
             rest = state.tail + state.decoder.decode(b"", final=True)
             state.tail = ""
             if rest:
-                self._add(stream, self.redact(rest.removesuffix("\r")))
+                self._add_whole(stream, self.redact(rest.removesuffix("\r")), cr=False)
         self._close()
         return self._take()
 
