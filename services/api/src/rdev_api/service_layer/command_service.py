@@ -8,6 +8,7 @@ import hashlib
 from rdev_api.domain.model import Principal, Project, Scope
 from rdev_api.service_layer.auth import require_scope
 from rdev_api.service_layer.ports import CommandLog, CommandState, Submitted
+from rdev_api.service_layer.project_service import enforce_command_policy
 from rdev_common import validation
 from rdev_common.errors import Conflict, NotFound
 from rdev_common.events import CommandCancelRequested, CommandRequested, Priority
@@ -34,6 +35,8 @@ async def submit(
     traceparent: str | None,
 ) -> Submitted:
     require_scope(principal, Scope.COMMANDS_EXECUTE)
+    # The project's allow/deny patterns: a 422 naming `command`, before anything is claimed.
+    enforce_command_policy(project, validation.command_text(command))
     actor = principal.key.id
     command_id = new_id()
     if idempotency_key:
