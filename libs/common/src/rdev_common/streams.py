@@ -212,3 +212,34 @@ async def ensure_buckets(js: JetStreamContext, settings: CommonSettings) -> None
 async def ensure_consumer(js: JetStreamContext, consumer: DurableConsumer) -> None:
     """Create the durable consumer, or update it to the current definition."""
     await js.add_consumer(consumer.stream, consumer.config)
+
+
+RATE_LIMITS = "RDEV_RATELIMIT"
+RATE_LIMIT_MAX_WINDOW_S = 3600
+
+
+def rate_limit_stream_config(settings: CommonSettings) -> StreamConfig:
+    """The api's shared rate-limit counters: atomic counter subjects (server 2.12+), only the
+    latest total kept per subject, gone once no window can still need them."""
+    return StreamConfig(
+        name=RATE_LIMITS,
+        description="rate-limit counters: rdev.ratelimit.<caller>.<policy>.<window>",
+        subjects=[f"{subjects.RATE_LIMIT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=settings.stream_replicas,
+        max_msgs_per_subject=1,
+        max_age=2 * RATE_LIMIT_MAX_WINDOW_S,
+        allow_direct=True,
+        allow_msg_counter=True,
+    )
+
+
+async def ensure_rate_limit_stream(js: JetStreamContext, settings: CommonSettings) -> None:
+    config = rate_limit_stream_config(settings)
+    try:
+        await js.stream_info(RATE_LIMITS)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)

@@ -82,3 +82,103 @@ def timeout(value: float | None, maximum: float, field: str = "timeout_s") -> fl
             f"{field} must be greater than 0 and at most {maximum:g}", field=field
         )
     return value
+
+
+MAX_NAME_CHARS = 200
+MAX_PATTERNS = 100
+MAX_PATTERN_CHARS = 1000
+MAX_ENV_VALUE_BYTES = 32 * 1024
+MAX_ENV_VARS = 200
+REGEX_PREFIX = "re:"
+
+
+def text(value: str, field: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """A short, printable, non-empty line (names, descriptions)."""
+    if not value.strip():
+        raise ValidationFailed(f"{field} must not be empty", field=field)
+    if len(value) > max_chars:
+        raise ValidationFailed(f"{field} is longer than {max_chars} characters", field=field)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationFailed(f"{field} must not contain control characters", field=field)
+    return value.strip()
+
+
+def ident(value: str, field: str) -> str:
+    """An id rdev issued (UUID) or a slug: safe in a URL path and a NATS subject."""
+    if not is_slug(value.lower()):
+        raise ValidationFailed(f"{field} {value[:80]!r} is not a valid id", field=field)
+    return value
+
+
+def env_map(values: dict[str, str], field: str = "env") -> dict[str, str]:
+    """Variable names and values for a project or a command: names like a shell's, no NUL."""
+    if len(values) > MAX_ENV_VARS:
+        raise ValidationFailed(f"{field} has more than {MAX_ENV_VARS} variables", field=field)
+    for name, value in env_vars(values, field).items():
+        if name.upper() in RESERVED_ENV:
+            raise ValidationFailed(f"{field}.{name} is reserved", field=f"{field}.{name}")
+        if len(value.encode()) > MAX_ENV_VALUE_BYTES:
+            raise ValidationFailed(
+                f"{field}.{name} is longer than {MAX_ENV_VALUE_BYTES} bytes",
+                field=f"{field}.{name}",
+            )
+    return values
+
+
+def cidrs(values: list[str], field: str = "allowed_ips") -> list[str]:
+    """Addresses or networks, normalised (`10.0.0.1` → `10.0.0.1/32`)."""
+    return [cidr(v, f"{field}[{i}]") for i, v in enumerate(values)]
+
+
+def url(value: str, field: str = "url", schemes: tuple[str, ...] = ("https", "http")) -> str:
+    """An absolute URL with one of `schemes` and a host, no credentials, no whitespace."""
+    from urllib.parse import urlsplit
+
+    if len(value) > 2048 or any(c.isspace() for c in value):
+        raise ValidationFailed(f"{field} is not a valid URL", field=field)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} is not a valid URL", field=field) from exc
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValidationFailed(
+            f"{field} must be an absolute {' or '.join(schemes)} URL", field=field
+        )
+    if parts.username or parts.password:
+        raise ValidationFailed(f"{field} must not contain credentials", field=field)
+    return value
+
+
+def int_range(value: int | None, field: str, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise ValidationFailed(f"{field} must be between {low} and {high}", field=field)
+    return value
+
+
+def patterns(values: list[str], field: str) -> list[str]:
+    """Command-policy patterns: globs, or `re:` followed by a valid regular expression."""
+    if len(values) > MAX_PATTERNS:
+        raise ValidationFailed(f"{field} has more than {MAX_PATTERNS} patterns", field=field)
+    for i, pattern in enumerate(values):
+        where = f"{field}[{i}]"
+        if not pattern or len(pattern) > MAX_PATTERN_CHARS or "\x00" in pattern:
+            raise ValidationFailed(f"{where} must be 1-{MAX_PATTERN_CHARS} characters", field=where)
+        if pattern.startswith(REGEX_PREFIX):
+            try:
+                re.compile(pattern[len(REGEX_PREFIX) :])
+            except re.error as exc:
+                raise ValidationFailed(
+                    f"{where} is not a valid regular expression: {exc}", field=where
+                ) from exc
+    return values
+
+
+def cwd_inside(workdir: str, value: str, field: str = "cwd") -> str:
+    """`value` relative to `workdir`, resolved (symlinks too) without leaving it."""
+    relative = relative_cwd(value, field)
+    root = os.path.realpath(workdir)
+    target = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, target]) != root:
+        raise ValidationFailed(f"{field} must stay inside the project's workdir", field=field)
+    return relative

@@ -15,6 +15,7 @@ from rdev_api.adapters.nats_command_log import NatsCommandLog
 from rdev_api.adapters.nats_run_reader import NatsRunReader
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.entrypoints.http.app import build_app
+from rdev_api.identity_wiring import start_identity
 from rdev_api.service_layer.auth import ensure_bootstrap_key
 from rdev_api.service_layer.ports import Services
 from rdev_api.settings import ApiSettings
@@ -67,6 +68,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             clock=utcnow,
             ready_checks={"nats": broker_answers, "database": database_answers},
         )
+        identity = await start_identity(settings, nc, js, sessions, services)
         secret = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
         generated = await ensure_bootstrap_key(services.uow(), secret, services.clock())
         if generated:
@@ -78,6 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await identity.close()
             await nc.drain()
             await engine.dispose()
 

@@ -20,6 +20,20 @@ class ApiSettings(CommonSettings):
     max_timeout_s: float = Field(default=24 * 3600.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     cookie_secure: bool = False
+    # identity and access (docs/security.md)
+    rate_limit_enabled: bool = True
+    rate_limit_requests: int = Field(default=600, gt=0)
+    rate_limit_window_s: int = Field(default=60, gt=0, le=3600)
+    rate_limit_submit: int = Field(default=60, gt=0)
+    rate_limit_submit_window_s: int = Field(default=60, gt=0, le=3600)
+    rate_limit_auth_failures: int = Field(default=20, gt=0)
+    rate_limit_auth_failures_window_s: int = Field(default=60, gt=0, le=3600)
+    key_rotation_grace_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    last_used_flush_s: float = Field(default=30.0, gt=0)
+    identity_cache_ttl_s: float = Field(default=30.0, gt=0)
+    outbox_relay_enabled: bool = True
+    outbox_poll_s: float = Field(default=0.5, gt=0)
+    stream_auth_check_s: float = Field(default=1.0, gt=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rdev_api.domain.ratelimit import RateLimitPolicy
+
 
 class Scope(StrEnum):
     ADMIN = "admin"
@@ -30,6 +32,10 @@ class Project:
     default_timeout_s: float | None = None
     command_policy: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def secret_names(self) -> list[str]:
+        return sorted(self.secrets)
+
 
 @dataclass
 class ApiKey:
@@ -44,11 +50,30 @@ class ApiKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    previous_secret_hash: str | None = None
+    previous_expires_at: datetime | None = None
+    rate_limits: dict[str, RateLimitPolicy] = field(default_factory=dict)
 
     def is_active(self, now: datetime) -> bool:
         if self.revoked_at is not None and self.revoked_at <= now:
             return False
         return self.expires_at is None or self.expires_at > now
+
+    def previous_valid(self, now: datetime) -> bool:
+        """True while the secret replaced by the last rotation is still accepted."""
+        return (
+            self.previous_secret_hash is not None
+            and self.previous_expires_at is not None
+            and self.previous_expires_at > now
+        )
+
+    def accepts(self, secret_hash: str, now: datetime) -> str | None:
+        """Which secret `secret_hash` is ("current" or "previous"), if it is still accepted."""
+        if secret_hash == self.secret_hash:
+            return "current"
+        if secret_hash == self.previous_secret_hash and self.previous_valid(now):
+            return "previous"
+        return None
 
     def has_scope(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
@@ -63,3 +88,5 @@ class Principal:
 
     key: ApiKey
     client_ip: str | None
+    # Authenticated with the secret a rotation replaced: valid only during the grace period.
+    via_previous: bool = False

@@ -20,21 +20,50 @@ def require_scope(principal: Principal, scope: Scope) -> None:
         raise Forbidden(f"this API key lacks the {scope.value!r} scope", scope=scope.value)
 
 
+def require_project(principal: Principal, project_id: str) -> None:
+    """A key limited to some projects may not name another one (it would not see it)."""
+    if not principal.key.may_see(project_id):
+        raise Forbidden(
+            "this API key is limited to some projects", field="projects", project=project_id
+        )
+
+
 def _ip_allowed(key: ApiKey, client_ip: str | None) -> bool:
     if not key.allowed_ips:
         return True
-    if client_ip is None:
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
         return False
-    address = ipaddress.ip_address(client_ip)
-    return any(address in ipaddress.ip_network(net) for net in key.allowed_ips)
+    return any(address in ipaddress.ip_network(net, strict=False) for net in key.allowed_ips)
 
 
-def check_key(key: ApiKey | None, client_ip: str | None, now: datetime) -> Principal:
-    if key is None or not key.is_active(now):
+def check_key(
+    key: ApiKey | None,
+    client_ip: str | None,
+    now: datetime,
+    secret_hash: str | None = None,
+) -> Principal:
+    """The principal for `key`, or why it may not act: 401 unknown/expired/revoked, 403 IP."""
+    which = key.accepts(secret_hash, now) if key and secret_hash else "current"
+    if key is None or which is None or not key.is_active(now):
         raise Unauthenticated("invalid, expired or revoked API key")
     if not _ip_allowed(key, client_ip):
         raise Forbidden("this API key may not be used from this address", client_ip=client_ip)
-    return Principal(key=key, client_ip=client_ip)
+    return Principal(key=key, client_ip=client_ip, via_previous=which == "previous")
+
+
+async def still_valid(uow: UnitOfWork, principal: Principal, now: datetime) -> bool:
+    """Whether a principal authenticated earlier (an open stream) may still act."""
+    async with uow:
+        key = await uow.api_keys.get(principal.key.id)
+    if key is None or not key.is_active(now) or not _ip_allowed(key, principal.client_ip):
+        return False
+    # The secret it authenticated with: still current, or replaced but within its grace.
+    used = (
+        principal.key.previous_secret_hash if principal.via_previous else principal.key.secret_hash
+    )
+    return used is not None and key.accepts(used, now) is not None
 
 
 async def authenticate(
@@ -45,15 +74,16 @@ async def authenticate(
     client_ip: str | None,
     now: datetime,
 ) -> Principal:
+    secret_hash = hash_secret(secret) if secret else None
     async with uow:
-        if secret:
-            key = await uow.api_keys.get_by_hash(hash_secret(secret))
+        if secret_hash:
+            key = await uow.api_keys.get_by_hash(secret_hash)
         elif session_token:
             key_id = await uow.sessions.key_id_for(hash_secret(session_token), now)
             key = await uow.api_keys.get(key_id) if key_id else None
         else:
             raise Unauthenticated("an API key is required (X-API-Key or Authorization: Bearer)")
-    return check_key(key, client_ip, now)
+    return check_key(key, client_ip, now, secret_hash)
 
 
 async def open_session(uow: UnitOfWork, principal: Principal, now: datetime) -> str:

@@ -3,26 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from rdev_api.domain.model import ApiKey, Project
-from rdev_common.events import CommandCancelRequested, CommandRequested, Priority
+from rdev_api.domain.ratelimit import Decision, RateLimitPolicy
+from rdev_common.events import CloudEvent, CommandCancelRequested, CommandRequested, Priority
 
 
 class ProjectRepository(Protocol):
     async def get(self, project_id: str) -> Project | None: ...
     async def list(self) -> list[Project]: ...
     async def add(self, project: Project) -> None: ...
+    async def get_for_update(self, project_id: str) -> Project | None:
+        """The stored project, read for a change in this transaction (never from a cache)."""
+        ...
+
+    async def update(self, project: Project) -> None: ...
+    async def remove(self, project_id: str) -> None: ...
 
 
 class ApiKeyRepository(Protocol):
     async def get(self, key_id: str) -> ApiKey | None: ...
-    async def get_by_hash(self, secret_hash: str) -> ApiKey | None: ...
+    async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
+        """The key whose current secret, or previous secret still in grace, has this hash."""
+        ...
+
     async def add(self, key: ApiKey) -> None: ...
     async def count(self) -> int: ...
+    async def list(self) -> list[ApiKey]: ...
+    async def get_for_update(self, key_id: str) -> ApiKey | None: ...
+    async def update(self, key: ApiKey) -> None:
+        """Store revocation, rotation and policy changes (not `last_used_at`)."""
+        ...
+
+    async def touch(self, last_used: dict[str, datetime]) -> None:
+        """Move `last_used_at` forward (never back) for many keys at once."""
+        ...
+
+
+class Outbox(Protocol):
+    """Admin events written in the transaction of their change, published later."""
+
+    async def add(self, event: CloudEvent, subject: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Counts requests per caller and policy, shared by every api replica."""
+
+    async def hit(self, bucket: str, policy: RateLimitPolicy) -> Decision: ...
+
+
+class ActiveCommands(Protocol):
+    async def of_project(self, project: str) -> list[str]:
+        """Ids of the project's commands that are queued or running."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Where executors read project secrets from; the api keeps it in step with the database."""
+
+    async def put(self, project: str, secrets: dict[str, str]) -> None: ...
+    async def remove(self, project: str) -> None: ...
 
 
 class SessionRepository(Protocol):
@@ -39,6 +83,7 @@ class UnitOfWork(Protocol):
     projects: ProjectRepository
     api_keys: ApiKeyRepository
     sessions: SessionRepository
+    outbox: Outbox
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -83,6 +128,14 @@ class CommandLog(Protocol):
         self, event: CommandRequested, event_id: str, traceparent: str | None
     ) -> Submitted: ...
     async def cancel(self, event: CommandCancelRequested) -> None: ...
+    async def claim(self, token: str, command_id: str) -> str:
+        """Bind an idempotency token to `command_id` unless bound; returns the bound id."""
+        ...
+
+    async def project_command_ids(self, project: str) -> list[str]:
+        """Every command id of the project still in the log (UUIDv7: sorts by time)."""
+        ...
+
     async def state(self, command_id: str, project: str | None = None) -> CommandState | None: ...
 
 
@@ -98,7 +151,9 @@ class StoredEvent:
 class RunReader(Protocol):
     """Reads run events in stream order, from a sequence on, live."""
 
-    def events(self, filter_subject: str, start_seq: int) -> AsyncIterator[StoredEvent]: ...
+    def events(
+        self, filter_subject: str, start_seq: int, follow: bool = True
+    ) -> AsyncIterator[StoredEvent]: ...
     async def last_seq(self, subject: str) -> int | None: ...
 
 
@@ -111,3 +166,10 @@ class Services:
     run_reader: RunReader
     clock: Callable[[], datetime]
     ready_checks: dict[str, Callable[[], Awaitable[bool]]]
+    rate_limiter: RateLimiter | None = None
+    active_commands: ActiveCommands | None = None
+    secret_store: SecretStore | None = None
+    # key id → when it was last used, flushed to the database in batches
+    key_usage: dict[str, datetime] = field(default_factory=dict)
+    # client IP → monotonic time until which its failed authentications are refused at once
+    blocked_ips: dict[str, float] = field(default_factory=dict)

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from rdev_api.entrypoints.console import console
 from rdev_api.entrypoints.http import (
+    api_keys,
     commands,
     errors,
     events,
     health,
+    limits,
     observability,
     projects,
     session,
     webhooks,
 )
+from rdev_api.entrypoints.http.audit import router as audit_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -32,23 +34,12 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
     )
     errors.install(app)
     observability.install(app)
-    for module in (health, session, projects, commands, events, webhooks):
+    for module in (health, session, projects, api_keys, commands, events, webhooks):
         app.include_router(module.router)
     app.include_router(console.router)
+    app.include_router(audit_router)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Any:
-        length = request.headers.get("content-length")
-        limit = request.app.state.settings.max_body_bytes
-        if length and length.isdigit() and int(length) > limit:
-            return errors.error_response(
-                413,
-                "payload_too_large",
-                f"request body is larger than {limit} bytes",
-                {"field": "body", "limit": limit},
-            )
-        return await call_next(request)
+    # body-size limit (413, chunked bodies too) and the RateLimit headers
+    limits.install(app)
 
     return app

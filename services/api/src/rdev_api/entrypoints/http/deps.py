@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from rdev_api.domain.model import Principal
-from rdev_api.service_layer import auth
+from rdev_api.domain.ratelimit import Decision, RateLimitPolicy
+from rdev_api.service_layer import auth, rate_limits
 from rdev_api.service_layer.ports import Services
 from rdev_api.settings import ApiSettings
+from rdev_common.errors import Forbidden, RateLimited, Unauthenticated
 
 SESSION_COOKIE = "rdev_session"
 
@@ -59,20 +61,88 @@ def presented_secret(request: Request) -> str | None:
     return None
 
 
+SUBMIT_ROUTE = "/projects/{project_id}/shell"
+
+
+def default_policies(settings: ApiSettings) -> dict[str, RateLimitPolicy]:
+    return {
+        "requests": RateLimitPolicy(
+            "requests", settings.rate_limit_requests, settings.rate_limit_window_s
+        ),
+        "submit": RateLimitPolicy(
+            "submit", settings.rate_limit_submit, settings.rate_limit_submit_window_s
+        ),
+        "auth": RateLimitPolicy(
+            "auth", settings.rate_limit_auth_failures, settings.rate_limit_auth_failures_window_s
+        ),
+    }
+
+
+def _note(request: Request, decisions: list[Decision]) -> None:
+    """Kept for the RateLimit headers every response of this request carries."""
+    request.state.rate_limits = decisions
+
+
+async def _authenticate(
+    request: Request,
+    services: Services,
+    settings: ApiSettings,
+    ip: str | None,
+    secret: str | None = None,
+) -> Principal:
+    limiter = services.rate_limiter if settings.rate_limit_enabled else None
+    if limiter is not None:
+        rate_limits.refuse_if_blocked(services.blocked_ips, ip)
+    try:
+        return await auth.authenticate(
+            services.uow(),
+            secret=secret if secret is not None else presented_secret(request),
+            session_token=None if secret is not None else request.cookies.get(SESSION_COOKIE),
+            client_ip=ip,
+            now=services.clock(),
+        )
+    except (Unauthenticated, Forbidden):
+        if limiter is not None:
+            policy = default_policies(settings)["auth"]
+            try:
+                _note(
+                    request,
+                    [await rate_limits.count_failure(limiter, services.blocked_ips, ip, policy)],
+                )
+            except RateLimited:
+                _note(
+                    request,
+                    [Decision(policy, False, 0, settings.rate_limit_auth_failures_window_s)],
+                )
+                raise
+        raise
+
+
 async def current_principal(
     request: Request,
     services: ServicesDep,
+    settings: SettingsDep,
     ip: Annotated[str | None, Depends(client_ip)],
 ) -> Principal:
-    principal = await auth.authenticate(
-        services.uow(),
-        secret=presented_secret(request),
-        session_token=request.cookies.get(SESSION_COOKIE),
-        client_ip=ip,
-        now=services.clock(),
-    )
+    principal = await _authenticate(request, services, settings, ip)
     request.state.principal = principal
+    # last_used_at: remembered here, written in batches (never a write per request)
+    services.key_usage[principal.key.id] = services.clock()
+    if services.rate_limiter is not None and settings.rate_limit_enabled:
+        route = request.scope.get("route")
+        submitting = request.method == "POST" and getattr(route, "path", "") == SUBMIT_ROUTE
+        policies = rate_limits.policies_for(principal.key, default_policies(settings), submitting)
+        decisions = await rate_limits.count_key(services.rate_limiter, principal.key, policies)
+        _note(request, decisions)
+        rate_limits.enforce(decisions)
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def authenticate_secret(
+    request: Request, services: Services, settings: ApiSettings, secret: str
+) -> Principal:
+    """Authenticate a secret given in a body (browser login), with the same IP limits."""
+    return await _authenticate(request, services, settings, client_ip(request, settings), secret)

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rdev_api.domain.model import Project
+from rdev_api.domain.model import ApiKey, Project
 from rdev_api.service_layer.ports import CommandState
 from rdev_common.events import Priority
 
@@ -109,3 +109,127 @@ class CommandOut(BaseModel):
 
 class SessionCreate(Strict):
     api_key: str
+
+
+# Identity and access: projects (full) and API keys.
+
+
+class CommandPolicyIn(Strict):
+    allow: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
+    deny: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
+
+
+class ProjectFields(Strict):
+    workdir: str | None = Field(default=None, description="absolute path of an existing directory")
+    kubernetes: dict[str, Any] | None = Field(default=None, description="workspace pod spec")
+    env: dict[str, str | None] | None = Field(
+        default=None, description="merged into the current variables; null removes one"
+    )
+    secrets: dict[str, str | None] | None = Field(
+        default=None, description="write-only; merged like env; never returned"
+    )
+    max_concurrency: int | None = None
+    default_timeout_s: float | None = None
+    command_policy: CommandPolicyIn | None = None
+
+
+class ProjectCreateFull(ProjectFields):
+    id: str = Field(description="slug: a-z, 0-9 and '-'")
+
+
+class ProjectView(BaseModel):
+    """A project as the API shows it: secret names, never their values."""
+
+    id: str
+    workdir: str | None
+    kubernetes: dict[str, Any] | None
+    env: dict[str, str]
+    secret_names: list[str]
+    max_concurrency: int | None
+    default_timeout_s: float | None
+    command_policy: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, project: Project) -> ProjectView:
+        return cls(
+            id=project.id,
+            workdir=project.workdir,
+            kubernetes=project.kubernetes,
+            env=project.env,
+            secret_names=project.secret_names,
+            max_concurrency=project.max_concurrency,
+            default_timeout_s=project.default_timeout_s,
+            command_policy={
+                "allow": list(project.command_policy.get("allow") or []),
+                "deny": list(project.command_policy.get("deny") or []),
+            },
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+        )
+
+
+class RateLimitIn(Strict):
+    limit: int = Field(gt=0)
+    window_s: int = Field(gt=0, le=3600)
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(max_length=200)
+    scopes: list[str] = Field(description="admin, projects:write, commands:execute, ...")
+    projects: list[str] | None = Field(default=None, description="null: every project")
+    allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
+    expires_at: datetime | None = None
+    rate_limits: dict[str, RateLimitIn] | None = Field(
+        default=None, description="`requests` and/or `submit`; defaults apply otherwise"
+    )
+
+
+class ApiKeyRotate(Strict):
+    grace_s: float | None = Field(
+        default=None, description="how long the old secret keeps working (default 3600)"
+    )
+
+
+class ApiKeyView(BaseModel):
+    """A key as the API shows it: never its secret or hash."""
+
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    projects: list[str] | None
+    allowed_ips: list[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    previous_secret_valid_until: datetime | None
+    rate_limits: dict[str, dict[str, int]]
+
+    @classmethod
+    def of(cls, key: ApiKey, last_used: datetime | None = None) -> ApiKeyView:
+        used = max((t for t in (key.last_used_at, last_used) if t is not None), default=None)
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=sorted(s.value for s in key.scopes),
+            projects=sorted(key.projects) if key.projects is not None else None,
+            allowed_ips=list(key.allowed_ips) if key.allowed_ips is not None else None,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            created_at=key.created_at,
+            last_used_at=used,
+            previous_secret_valid_until=key.previous_expires_at
+            if key.previous_secret_hash
+            else None,
+            rate_limits={
+                p.name: {"limit": p.limit, "window_s": p.window_s} for p in key.rate_limits.values()
+            },
+        )
+
+
+class ApiKeyWithSecret(ApiKeyView):
+    secret: str = Field(description="shown once: store it now, rdev keeps only a hash")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from rdev_api.entrypoints.http.deps import SESSION_COOKIE, ServicesDep, SettingsDep, client_ip
+from rdev_api.entrypoints.http.deps import (
+    SESSION_COOKIE,
+    ServicesDep,
+    SettingsDep,
+    authenticate_secret,
+)
 from rdev_api.entrypoints.http.schemas import Envelope, SessionCreate
 from rdev_api.service_layer import auth
 from rdev_api.service_layer.auth import SESSION_TTL
@@ -21,13 +26,8 @@ async def login(
     settings: SettingsDep,
 ) -> Envelope[dict[str, str]]:
     now = services.clock()
-    principal = await auth.authenticate(
-        services.uow(),
-        secret=body.api_key,
-        session_token=None,
-        client_ip=client_ip(request, settings),
-        now=now,
-    )
+    # Failed logins count against the client IP like any failed authentication.
+    principal = await authenticate_secret(request, services, settings, body.api_key)
     token = await auth.open_session(services.uow(), principal, now)
     response.set_cookie(
         SESSION_COOKIE,

@@ -1,0 +1,95 @@
+"""The outbox relay: publishes committed admin events to RDEV_ADMIN, then marks them sent.
+
+Every api replica runs one. Rows are claimed inside a transaction that stays open while
+they are published: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets replicas share the work,
+and on SQLite a first UPDATE takes the database's single write lock, so one relay works
+at a time. Each message carries `Nats-Msg-Id` = event id: if a relay dies after
+publishing but before its commit, the rows are published again by the next relay and
+JetStream drops the duplicates (within the stream's de-duplication window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from nats.js import JetStreamContext
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rdev_common.db.tables import OutboxRow
+from rdev_common.streams import ADMIN
+
+log = structlog.get_logger()
+
+Publish = Callable[[str, bytes, str], Awaitable[None]]
+
+
+def nats_publisher(js: JetStreamContext, timeout_s: float = 5.0) -> Publish:
+    async def publish(subject: str, payload: bytes, event_id: str) -> None:
+        await js.publish(
+            subject, payload, timeout=timeout_s, stream=ADMIN, headers={"Nats-Msg-Id": event_id}
+        )
+
+    return publish
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publish: Publish,
+        *,
+        poll_s: float = 0.5,
+        batch: int = 100,
+    ) -> None:
+        self.sessions = sessions
+        self.publish = publish
+        self.poll_s = poll_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent events; returns how many were sent."""
+        async with self.sessions() as session, session.begin():
+            rows = await self._claim(session)
+            for row in rows:
+                await self.publish(row.subject, row.payload.encode(), row.id)
+                row.sent_at = datetime.now(UTC)
+        if rows:
+            log.info("admin events published", count=len(rows))
+        return len(rows)
+
+    async def _claim(self, session: AsyncSession) -> list[OutboxRow]:
+        unsent = OutboxRow.sent_at.is_(None)
+        query = select(OutboxRow).where(unsent).order_by(OutboxRow.created_at, OutboxRow.id)
+        if session.get_bind().dialect.name == "sqlite":
+            if await session.scalar(select(OutboxRow.id).where(unsent).limit(1)) is None:
+                return []
+            await session.execute(
+                update(OutboxRow).where(unsent).values(attempts=OutboxRow.attempts + 1)
+            )
+            return list(await session.scalars(query.limit(self.batch)))
+        query = query.limit(self.batch).with_for_update(skip_locked=True)
+        return list(await session.scalars(query))
+
+    async def run(self) -> None:
+        """Relay until cancelled: at once when woken, otherwise every `poll_s`."""
+        while True:
+            try:
+                while await self.relay_once() == self.batch:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay failed, will retry", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()

@@ -1,0 +1,59 @@
+"""Ends an open event stream once its key may no longer read it.
+
+A stream is authorised when it opens; a revoked, expired or IP-restricted key, or a
+rotated secret past its grace period, must not keep reading. Every `check_s` the
+principal is checked again against the identity cache (a dictionary look-up; admin
+events keep the cache current on every replica), and the stream ends with an `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+
+from rdev_api.domain.model import Principal
+from rdev_api.entrypoints import sse
+from rdev_api.service_layer import auth
+from rdev_api.service_layer.ports import Services
+
+log = structlog.get_logger()
+
+
+async def guarded(
+    body: AsyncIterator[bytes], services: Services, principal: Principal, check_s: float
+) -> AsyncIterator[bytes]:
+    source = aiter(body)
+    pending: asyncio.Future[bytes] | None = None
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + check_s
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, next_check - loop.time()))
+            if done:
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield chunk
+            if loop.time() >= next_check:
+                next_check = loop.time() + check_s
+                if not await auth.still_valid(services.uow(), principal, services.clock()):
+                    log.info("stream closed: key no longer valid", key_id=principal.key.id)
+                    yield sse.event(
+                        "error",
+                        {"message": "the API key is no longer valid", "code": "unauthenticated"},
+                    )
+                    return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        with contextlib.suppress(Exception):
+            await source.aclose()  # type: ignore[attr-defined]

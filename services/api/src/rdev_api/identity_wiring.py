@@ -1,0 +1,98 @@
+"""Wires identity and access into the api: cached repositories, the outbox relay, the
+admin-event listener, the shared rate limiter, and the batched `last_used_at` writer.
+
+Called from the composition root once the broker and the database are up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rdev_api.adapters.cached_identity import CachedUnitOfWork, IdentityCache
+from rdev_api.adapters.nats_active_commands import NatsActiveCommands
+from rdev_api.adapters.nats_admin_listener import listen
+from rdev_api.adapters.nats_rate_limiter import NatsRateLimiter
+from rdev_api.adapters.nats_secret_store import NatsKvSecretStore
+from rdev_api.adapters.outbox_relay import OutboxRelay, nats_publisher
+from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
+from rdev_api.service_layer.apikey_service import flush_usage
+from rdev_api.service_layer.ports import SecretStore, Services, UnitOfWork
+from rdev_api.settings import ApiSettings
+from rdev_common.streams import ensure_rate_limit_stream
+
+log = structlog.get_logger()
+
+
+@dataclass
+class IdentityRuntime:
+    services: Services
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    subscription: Any = None
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await flush_usage(self.services.uow(), self.services.key_usage)
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.unsubscribe()
+
+
+async def _flush_usage_forever(services: Services, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await flush_usage(services.uow(), services.key_usage)
+        except Exception as exc:
+            log.warning("last_used_at flush failed", error=type(exc).__name__)
+
+
+async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
+    """Heal a crash between a project commit and the secret-store write."""
+    try:
+        async with uow:
+            projects = await uow.projects.list()
+        for project in projects:
+            await store.put(project.id, project.secrets)
+    except Exception as exc:
+        log.warning("secret store sync failed", error=type(exc).__name__)
+
+
+async def start_identity(
+    settings: ApiSettings,
+    nc: Client,
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    services: Services,
+) -> IdentityRuntime:
+    await ensure_rate_limit_stream(js, settings)
+    relay = OutboxRelay(sessions, nats_publisher(js), poll_s=settings.outbox_poll_s)
+    cache = IdentityCache(settings.identity_cache_ttl_s)
+    services.uow = lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache)
+    services.rate_limiter = NatsRateLimiter(nc, js)
+    services.active_commands = NatsActiveCommands(js)
+    services.secret_store = NatsKvSecretStore(js)
+    runtime = IdentityRuntime(services, subscription=await listen(js, cache))
+    if settings.outbox_relay_enabled:
+        runtime.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+    runtime.tasks.append(
+        asyncio.create_task(
+            _flush_usage_forever(services, settings.last_used_flush_s), name="last-used"
+        )
+    )
+    runtime.tasks.append(
+        asyncio.create_task(_sync_secrets(services.uow(), services.secret_store), name="secrets")
+    )
+    return runtime
