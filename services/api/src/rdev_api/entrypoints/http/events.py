@@ -11,6 +11,7 @@ from rdev_api.domain.model import Scope
 from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
 from rdev_api.entrypoints.http.observability import count_sse
+from rdev_api.entrypoints.http.stream_guard import guarded
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.auth import require_scope
 from rdev_common import subjects
@@ -53,6 +54,7 @@ async def events(
         body = sse.command_stream(
             services.run_reader, project.id, stream_id, position, state.status
         )
+    body = guarded(body, services, principal, settings.stream_auth_check_s)
     return EventSourceResponse(
         count_sse(body),
         headers=SSE_HEADERS,
