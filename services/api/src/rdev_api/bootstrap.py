@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from rdev_api.adapters.nats_command_log import NatsCommandLog
 from rdev_api.adapters.nats_run_reader import NatsRunReader
+from rdev_api.adapters.sqlalchemy_audit_reader import SqlAlchemyAuditReader
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.entrypoints.http.app import build_app
 from rdev_api.identity_wiring import start_identity
@@ -75,6 +76,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             _save_generated_key(settings, generated)
         app.state.services = services
         app.state.settings = settings
+        app.state.audit_reader = SqlAlchemyAuditReader(sessions)
         app.state.webhooks = webhook_services(js, sessions, utcnow)
         log.info("api started", host=settings.host, port=settings.port)
         try:

@@ -1,0 +1,23 @@
+"""Port of the audit trail as the api reads it (the audit service writes it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from rdev_common.audit_export import ExportFormat
+from rdev_common.db.audit_queries import AuditFilter, Verification
+
+
+class AuditReader(Protocol):
+    async def page(
+        self, flt: AuditFilter, before_id: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first, and the cursor of the next page."""
+        ...
+
+    def export(self, flt: AuditFilter, fmt: ExportFormat) -> AsyncIterator[bytes]:
+        """Every matching row, oldest first, as chunks of encoded bytes."""
+        ...
+
+    async def verify(self) -> Verification: ...
