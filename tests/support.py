@@ -119,6 +119,11 @@ def system_env(data_dir: Path, port: int, api_key: str, **extra: str) -> dict[st
             "RDEV_EXECUTOR_CONCURRENCY": "4",
             "RDEV_KILL_GRACE_S": "2",
             "RDEV_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+            # One admin key from one address drives a whole session: limits out of the way
+            # (tests/identity sets its own to test them).
+            "RDEV_RATE_LIMIT_REQUESTS": "1000000",
+            "RDEV_RATE_LIMIT_SUBMIT": "1000000",
+            "RDEV_RATE_LIMIT_AUTH_FAILURES": "1000000",
             "PATH": f"{BIN}:{env.get('PATH', '')}",
         }
     )

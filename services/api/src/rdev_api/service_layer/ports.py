@@ -171,5 +171,3 @@ class Services:
     secret_store: SecretStore | None = None
     # key id → when it was last used, flushed to the database in batches
     key_usage: dict[str, datetime] = field(default_factory=dict)
-    # client IP → monotonic time until which its failed authentications are refused at once
-    blocked_ips: dict[str, float] = field(default_factory=dict)

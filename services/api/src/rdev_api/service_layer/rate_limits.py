@@ -4,7 +4,6 @@ authentication per client IP."""
 from __future__ import annotations
 
 import re
-import time
 
 from rdev_api.domain.model import ApiKey
 from rdev_api.domain.ratelimit import Decision, RateLimitPolicy
@@ -49,29 +48,13 @@ def ip_bucket(client_ip: str | None) -> str:
     return "ip-" + UNSAFE_TOKEN.sub("_", client_ip or "unknown")
 
 
-def refuse_if_blocked(blocked: dict[str, float], client_ip: str | None) -> None:
-    """Refuse at once, without looking at the key, while this IP is over its failure limit."""
-    until = blocked.get(client_ip or "")
-    if until is not None:
-        left = until - time.monotonic()
-        if left > 0:
-            raise RateLimited(
-                f"too many failed authentications from this address; retry in {int(left) + 1} s",
-                retry_after_s=int(left) + 1,
-                policy="auth",
-            )
-        blocked.pop(client_ip or "", None)
-
-
 async def count_failure(
-    limiter: RateLimiter,
-    blocked: dict[str, float],
-    client_ip: str | None,
-    policy: RateLimitPolicy,
+    limiter: RateLimiter, client_ip: str | None, policy: RateLimitPolicy
 ) -> Decision:
-    """Count a failed authentication; RateLimited (and remembered) once over the limit."""
+    """Count a failed authentication of `client_ip`: once over the limit its failures are
+    answered 429 instead of 401. Valid keys from the same address keep working, so one
+    misconfigured client behind a NAT does not lock out its neighbours."""
     decision = await limiter.hit(ip_bucket(client_ip), policy)
     if not decision.allowed:
-        blocked[client_ip or ""] = time.monotonic() + decision.retry_after_s
         raise _refuse(decision, "failed authentications")
     return decision

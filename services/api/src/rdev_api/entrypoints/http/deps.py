@@ -91,8 +91,6 @@ async def _authenticate(
     secret: str | None = None,
 ) -> Principal:
     limiter = services.rate_limiter if settings.rate_limit_enabled else None
-    if limiter is not None:
-        rate_limits.refuse_if_blocked(services.blocked_ips, ip)
     try:
         return await auth.authenticate(
             services.uow(),
@@ -107,7 +105,7 @@ async def _authenticate(
             try:
                 _note(
                     request,
-                    [await rate_limits.count_failure(limiter, services.blocked_ips, ip, policy)],
+                    [await rate_limits.count_failure(limiter, ip, policy)],
                 )
             except RateLimited:
                 _note(
