@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 
 import pytest
 
-from tests.clients.support import NODE_DIR, Target
+from tests.clients.support import (
+    COMMAND,
+    NODE_DIR,
+    Scenario,
+    Target,
+    await_heartbeat,
+    gated_command,
+)
 from tests.support import RdevSystem
 
 PROJECT = "sse-clients"
@@ -16,8 +24,8 @@ PROJECT = "sse-clients"
 @pytest.fixture(scope="session")
 def target(rdev: RdevSystem) -> Target:
     """The real values for the examples' constants, with the project created."""
-    rdev.create_project(PROJECT)
-    return Target(base_url=rdev.base_url, project=PROJECT, api_key=rdev.api_key)
+    workdir = rdev.create_project(PROJECT)
+    return Target(rdev.base_url, PROJECT, rdev.api_key, workdir)
 
 
 def require_tool(name: str, purpose: str) -> str:
@@ -46,3 +54,21 @@ def node_eventsource() -> str:
                 f"failed: {result.stderr.strip()[-500:]}"
             )
     return node
+
+
+@pytest.fixture(params=["quick", "live"])
+def scenario(request: pytest.FixtureRequest, rdev: RdevSystem, target: Target) -> Scenario:
+    """`quick`: the run may well finish before the client connects, and is replayed.
+
+    `live`: the run pauses after its first half until the client has printed that half
+    and a heartbeat has gone out on the client's connection; then it finishes.
+    """
+    if request.param == "quick":
+        return Scenario("quick", COMMAND)
+    gate = target.workdir / f"gate-{uuid.uuid4().hex}"
+    return Scenario(
+        "live",
+        gated_command(gate.name),
+        gate,
+        lambda: await_heartbeat(rdev.base_url, rdev.api_key, target.project),
+    )

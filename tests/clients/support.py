@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import subprocess
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+import httpx
 
 from tests.support import ROOT
 
@@ -26,6 +33,53 @@ COMMAND = f"for i in $(seq 1 {LINES}); do echo out $i; echo err $i >&2; done; ex
 EXPECTED_STDOUT = [f"out {i}" for i in range(1, LINES + 1)]
 EXPECTED_STDERR = [f"err {i}" for i in range(1, LINES + 1)]
 EXPECTED_EXIT_CODE = 7
+HALF = LINES // 2
+# Where a live run pauses until the test saw the client print it: proof of live streaming.
+RELEASE_AFTER = f"out {HALF}"
+
+
+def gated_command(gate: str) -> str:
+    """COMMAND's output, paused after line HALF until `gate` exists (exit 99 after ~60 s)."""
+    loop = "for i in $(seq {} {}); do echo out $i; echo err $i >&2; done"
+    wait = (
+        f"n=0; while [ ! -e {gate} ]; do n=$((n+1)); [ $n -gt 1200 ] && exit 99; sleep 0.05; done"
+    )
+    return f"{loop.format(1, HALF)}; {wait}; {loop.format(HALF + 1, LINES)}; exit 7"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The command a client runs; a gated one finishes only once `release()` is called."""
+
+    name: str
+    command: str
+    gate: Path | None = None
+    before_release: Callable[[], None] | None = None
+
+    def release(self) -> None:
+        if self.before_release is not None:
+            self.before_release()
+        if self.gate is not None:
+            self.gate.touch()
+
+
+def await_heartbeat(base_url: str, api_key: str, project: str, timeout: float = 120) -> None:
+    """Block until a project event stream opened now receives its first heartbeat.
+
+    rdev times heartbeats per connection from its start, so a client connected before
+    this call has been sent its own heartbeat by the time this one arrives.
+    """
+    url = f"{base_url}/projects/{project}/events"
+    try:
+        with httpx.stream("GET", url, headers={"X-API-Key": api_key}, timeout=timeout) as response:
+            assert response.status_code == 200, f"GET {url}: {response.status_code}"
+            for line in response.iter_lines():
+                if line.strip() == "event: heartbeat":
+                    return
+    except httpx.ReadTimeout:
+        pass
+    raise AssertionError(f"no heartbeat on {url} within {timeout}s")
+
 
 # The constants as the user wrote them in SSE_CLIENTS.md.
 DOC_BASE_URL = "http://localhost:8080"
@@ -94,7 +148,9 @@ class Target:
     base_url: str
     project: str
     api_key: str
+    workdir: Path
     stream_id: str = DOC_STREAM_ID
+    command: str = COMMAND
 
     def apply(
         self,
@@ -107,7 +163,7 @@ class Target:
         `command_literal` is the doc's command with its quotes; `quote` renders ours.
         """
         if command_literal is not None:
-            text = replace_literal(text, command_literal, quote(COMMAND))
+            text = replace_literal(text, command_literal, quote(self.command))
         text = replace_literal(text, DOC_KEY, self.api_key)
         for old, new in (
             (DOC_BASE_URL, self.base_url),
@@ -170,3 +226,48 @@ def tool_env(**extra: str) -> dict[str, str]:
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env.update(extra)
     return env
+
+
+def run_client(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    scenario: Scenario,
+    artifact: str,
+    cwd: Path | None = None,
+) -> str:
+    """Run an example to its end and return what it printed to stdout.
+
+    For a gated scenario the gate opens once the client printed `[stdout] out HALF`:
+    the command is still running then, so that output reached the client live.
+    """
+    lines: queue.Queue[str | None] = queue.Queue()
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+        ) as process,
+    ):
+        assert process.stdout is not None
+        threading.Thread(target=_forward_lines, args=(process.stdout, lines), daemon=True).start()
+        printed: list[str] = []
+        try:
+            while (line := lines.get(timeout=240)) is not None:
+                printed.append(line)
+                if line.rstrip("\n") == f"[stdout] {RELEASE_AFTER}":
+                    scenario.release()
+            process.wait(timeout=60)
+        except (queue.Empty, subprocess.TimeoutExpired):
+            process.kill()
+            printed.append("<the client printed nothing more for 240 s and was killed>\n")
+        errors.seek(0)
+        stderr = errors.read()
+    save_artifact(artifact, "".join(printed) + stderr)
+    assert process.returncode == 0, f"{argv[0]} exited {process.returncode}:\n{stderr}"
+    return "".join(printed)
+
+
+def _forward_lines(pipe: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in pipe:
+        lines.put(line)
+    lines.put(None)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.clients.support import (
     ARTIFACTS,
+    RELEASE_AFTER,
+    Scenario,
     Target,
     assert_complete_output,
     example,
@@ -42,6 +45,9 @@ PROCESS_SHIM = """() => {
   window.process = { stdout: sink(), stderr: sink() };
 }"""
 
+PRINTED_FIRST_HALF = (
+    f"() => process.stdout.text.join('').split('\\n').includes({js_string(RELEASE_AFTER)})"
+)
 COLLECTED = "() => [process.stdout.text.join(''), process.stderr.text.join('')]"
 
 
@@ -67,12 +73,17 @@ def browser() -> Iterator[Any]:
 
 
 def finished(message: Any) -> bool:
-    """The example's Usage logs `Exit code: …` on success and the error on failure."""
-    return bool(message.text.startswith("Exit code:") or message.text.startswith("Error"))
+    """The example's Usage logs `Exit code: …` on success, `console.error` on failure."""
+    if message.text.startswith("Exit code:"):
+        return True
+    # A missing favicon is logged as an error too; it is not the example's.
+    return bool(message.type == "error" and not message.text.startswith("Failed to load"))
 
 
-def test_browser_eventsource_example(browser: Any, target: Target) -> None:
-    code = target.apply(example("browser.js"), "'npm test'", js_string)
+def test_browser_eventsource_example(browser: Any, target: Target, scenario: Scenario) -> None:
+    code = replace(target, command=scenario.command).apply(
+        example("browser.js"), "'npm test'", js_string
+    )
     context = browser.new_context(base_url=target.base_url)
     page = context.new_page()
     console: list[str] = []
@@ -85,13 +96,16 @@ def test_browser_eventsource_example(browser: Any, target: Target) -> None:
         # Any page of rdev's origin will do: fetch and EventSource then go same-origin.
         assert page.goto("/healthz").status == 200
         page.evaluate(PROCESS_SHIM)
-        with page.expect_console_message(predicate=finished, timeout=60_000) as done:
+        with page.expect_console_message(predicate=finished, timeout=240_000) as done:
             page.add_script_tag(content=code)
+            if scenario.gate is not None:
+                page.wait_for_function(PRINTED_FIRST_HALF, timeout=120_000)
+                scenario.release()
         stdout, stderr = page.evaluate(COLLECTED)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "browser.png"))
+        page.screenshot(path=str(ARTIFACTS / f"browser-{scenario.name}.png"))
     finally:
-        save_artifact("browser.log", "\n".join(console))
+        save_artifact(f"browser-{scenario.name}.log", "\n".join(console))
         context.close()
     result = done.value.text
     assert result.startswith("Exit code: "), f"the example failed: {result}"

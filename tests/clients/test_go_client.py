@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,20 +10,23 @@ import pytest
 from tests.clients.conftest import require_tool
 from tests.clients.support import (
     ClientOutput,
+    Scenario,
     Target,
     assert_complete_output,
     example,
     js_string,
-    save_artifact,
+    run_client,
     tool_env,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-def test_go_example(target: Target, tmp_path: Path) -> None:
+def test_go_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
     go = require_tool("go", "the Go example (Debian package golang-go)")
-    code = target.apply(example("go_client/main.go"), '"go test ./..."', js_string)
+    code = replace(target, command=scenario.command).apply(
+        example("go_client/main.go"), '"go test ./..."', js_string
+    )
     source = tmp_path / "go_client" / "main.go"
     source.parent.mkdir()
     source.write_text(code)
@@ -35,15 +38,12 @@ def test_go_example(target: Target, tmp_path: Path) -> None:
         GOFLAGS="",
         GOTOOLCHAIN="local",
     )
-    result = subprocess.run(
+    printed = run_client(
         [go, "run", "main.go"],
         cwd=source.parent,
-        capture_output=True,
-        text=True,
-        timeout=280,
         env=env,
+        scenario=scenario,
+        artifact=f"go_client-{scenario.name}.log",
     )
-    save_artifact("go_client.log", result.stdout + result.stderr)
-    assert result.returncode == 0, f"go run failed:\n{result.stderr}"
-    out = ClientOutput.parse(result.stdout)
+    out = ClientOutput.parse(printed)
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.clients.support import (
-    COMMAND,
     NODE_DIR,
     ClientOutput,
+    Scenario,
     Target,
     assert_complete_output,
     example,
-    save_artifact,
+    run_client,
     tool_env,
 )
 from tests.e2e.sse_helpers import submit
@@ -25,21 +24,21 @@ pytestmark = pytest.mark.e2e
 
 
 def test_node_eventsource_example(
-    rdev: RdevSystem, target: Target, node_eventsource: str, tmp_path: Path
+    rdev: RdevSystem, target: Target, scenario: Scenario, node_eventsource: str, tmp_path: Path
 ) -> None:
     # The example only connects: the command is started first, as the user's own code would.
     with rdev.client() as client:
-        stream_id = submit(client, target.project, COMMAND)
+        stream_id = submit(client, target.project, scenario.command)
     # The doc's Node example carries no command: URL, project, stream id and key change.
     code = replace(target, stream_id=stream_id).apply(example("node_eventsource.js"))
     assert target.base_url in code and stream_id in code, code
     script = tmp_path / "node_eventsource.js"
     script.write_text(code)
-    env = tool_env(NODE_PATH=str(NODE_DIR / "node_modules"))
-    result = subprocess.run(
-        [node_eventsource, str(script)], capture_output=True, text=True, timeout=120, env=env
+    printed = run_client(
+        [node_eventsource, str(script)],
+        env=tool_env(NODE_PATH=str(NODE_DIR / "node_modules")),
+        scenario=scenario,
+        artifact=f"node_eventsource-{scenario.name}.log",
     )
-    save_artifact("node_eventsource.log", result.stdout + result.stderr)
-    assert result.returncode == 0, f"node failed:\n{result.stderr}"
-    out = ClientOutput.parse(result.stdout)
+    out = ClientOutput.parse(printed)
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Done: "))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.clients.support import (
     ClientOutput,
+    Scenario,
     Target,
     assert_complete_output,
     example,
-    save_artifact,
+    run_client,
     tool_env,
 )
 
@@ -28,26 +29,34 @@ SHOW_RESULT = (
 )
 
 
-def run_python(script: Path, *wrapper: str) -> str:
-    argv = [sys.executable, *wrapper, str(script)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=tool_env())
-    save_artifact(f"{script.stem}.log", result.stdout + result.stderr)
-    assert result.returncode == 0, f"{script.name} failed:\n{result.stderr}"
-    return result.stdout
-
-
-def test_sseclient_py_example(target: Target, tmp_path: Path) -> None:
-    code = target.apply(example("python_sseclient.py"), "'pip install -r requirements.txt'", repr)
+def test_sseclient_py_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
+    code = replace(target, command=scenario.command).apply(
+        example("python_sseclient.py"), "'pip install -r requirements.txt'", repr
+    )
     script = tmp_path / "python_sseclient.py"
     script.write_text(code)
-    out = ClientOutput.parse(run_python(script))
+    printed = run_client(
+        [sys.executable, str(script)],
+        env=tool_env(PYTHONUNBUFFERED="1"),
+        scenario=scenario,
+        artifact=f"python_sseclient-{scenario.name}.log",
+    )
+    out = ClientOutput.parse(printed)
     assert any(line.startswith("Connected: ") for line in out.other), out.other
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))
 
 
-def test_aiohttp_example(target: Target, tmp_path: Path) -> None:
-    code = target.apply(example("python_aiohttp.py"), "'make build'", repr)
+def test_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
+    code = replace(target, command=scenario.command).apply(
+        example("python_aiohttp.py"), "'make build'", repr
+    )
     script = tmp_path / "python_aiohttp.py"
     script.write_text(code)
-    out = ClientOutput.parse(run_python(script, "-c", SHOW_RESULT))
+    printed = run_client(
+        [sys.executable, "-c", SHOW_RESULT, str(script)],
+        env=tool_env(PYTHONUNBUFFERED="1"),
+        scenario=scenario,
+        artifact=f"python_aiohttp-{scenario.name}.log",
+    )
+    out = ClientOutput.parse(printed)
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))
