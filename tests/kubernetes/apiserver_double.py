@@ -113,6 +113,7 @@ class ApiServerDouble:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.failing = False  # answer every request 503, as an overloaded API server
 
     @property
     def url(self) -> str:
@@ -171,6 +172,8 @@ class ApiServerDouble:
         self.requests[f"{request.method} {request.path}"] += 1
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthorized", "Unauthorized")
+        if self.failing:
+            return status(503, "ServiceUnavailable", "the server is currently unable to respond")
         response: web.StreamResponse = await handler(request)
         return response
 

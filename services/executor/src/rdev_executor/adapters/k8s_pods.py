@@ -28,6 +28,8 @@ from rdev_executor.adapters.k8s_spec import (
 
 log = structlog.get_logger()
 
+DELETE_POLL_S = 0.25
+
 
 class PodNotReady(RuntimeError):
     """The workspace pod failed, vanished, or did not become Ready in time."""
@@ -151,21 +153,24 @@ class WorkspacePods:
     async def _wait_ready(self, ns: str, name: str) -> None:
         try:
             async with asyncio.timeout(self.ready_timeout_s):
-                await self._watch_until(ns, name, ready=True)
+                await self._watch_until_ready(ns, name)
         except TimeoutError:
             raise PodNotReady(
                 f"workspace pod {name} was not Ready after {self.ready_timeout_s:g}s"
             ) from None
 
     async def _wait_deleted(self, ns: str, name: str) -> None:
+        # Polled: a watch opened after the pod vanished would never see it go.
         try:
             async with asyncio.timeout(self.ready_timeout_s):
-                await self._watch_until(ns, name, ready=False)
+                while await self.read(ns, name) is not None:  # noqa: ASYNC110 (remote state)
+                    await asyncio.sleep(DELETE_POLL_S)
         except TimeoutError:
             raise PodNotReady(f"old workspace pod {name} is still terminating") from None
 
-    async def _watch_until(self, ns: str, name: str, *, ready: bool) -> None:
-        """Watch the pod until Ready (ready=True) or until deleted (ready=False)."""
+    async def _watch_until_ready(self, ns: str, name: str) -> None:
+        # A watch without a resourceVersion starts with the pod's current state,
+        # so a pod that turned Ready before the watch opened is seen at once.
         while True:
             async with self.breaker, watch.Watch() as w:
                 stream = w.stream(
@@ -175,14 +180,10 @@ class WorkspacePods:
                     timeout_seconds=max(1, int(self.ready_timeout_s)),
                 )
                 async for event in stream:
-                    pod, kind = event["object"], event["type"]
-                    if kind == "DELETED":
-                        if ready:
-                            raise PodNotReady(f"workspace pod {name} was deleted while starting")
+                    pod = event["object"]
+                    if event["type"] == "DELETED":
+                        raise PodNotReady(f"workspace pod {name} was deleted while starting")
+                    if is_ready(pod):
                         return
-                    if ready and is_ready(pod):
-                        return
-                    if ready and (reason := gone_reason(pod)):
+                    if reason := gone_reason(pod):
                         raise PodNotReady(f"workspace pod {name} {reason} while starting")
-            if not ready and await self.read(ns, name) is None:
-                return

@@ -42,6 +42,10 @@ class KubernetesOptions:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
+class KubernetesUnavailable(RuntimeError):
+    """The API server refused or failed a call the command needed."""
+
+
 def log_breaker(change: StateChange) -> None:
     log.warning(
         "kubernetes api circuit changed", old=change.old, new=change.new, reason=change.reason
@@ -71,14 +75,23 @@ class KubernetesBackend:
         if request.kubernetes is None:
             raise ValueError(f"project {request.project} has no Kubernetes spec")
         spec = KubernetesSpec.parse(request.kubernetes, self.options.namespace)
+        try:
+            return await self._start_in_pod(request, spec, extra_env)
+        except Exception as exc:
+            if is_api_failure(exc):
+                raise KubernetesUnavailable(f"the Kubernetes API failed: {exc}") from exc
+            raise
+
+    async def _start_in_pod(
+        self, request: CommandRequested, spec: KubernetesSpec, extra_env: dict[str, str]
+    ) -> KubernetesProcess:
         pods = await self._workspace_pods()
         self._collect_in(spec.namespace)
         name = await pods.ensure(request.project, spec)
         env = {k: v for k, v in {**request.env, **extra_env}.items() if ENV_NAME.match(k)}
         cwd = posixpath.normpath(posixpath.join(spec.workdir, request.cwd or "."))
-        ws = await self._exec(
-            spec.namespace, name, run_argv(request.command, cwd, request.command_id, env)
-        )
+        argv = run_argv(request.command, cwd, request.command_id, env)
+        ws = await self._exec(spec.namespace, name, argv)
         return self._track(spec.namespace, name, request.command_id, ws)
 
     async def aclose(self) -> None:
