@@ -62,7 +62,7 @@ class RdevSystem:
     def headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

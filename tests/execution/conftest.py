@@ -29,4 +29,6 @@ def system(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedNats) -> It
         RDEV_EXECUTOR_CONCURRENCY="4",
         RDEV_KILL_GRACE_S="1",
         RDEV_PRIORITY_AGING_S="3600",
+        RDEV_SSE_SEND_TIMEOUT_S="3",
+        RDEV_HEARTBEAT_S="1",
     )
