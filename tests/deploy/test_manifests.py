@@ -256,7 +256,7 @@ def test_executor_role_is_namespaced_to_workspaces(manifests: Manifests) -> None
         for resource in rule["resources"]:
             grants.setdefault(resource, set()).update(rule["verbs"])
     assert grants == {
-        "pods": {"create", "get", "list", "watch", "delete"},
+        "pods": {"create", "get", "list", "watch", "delete", "patch"},
         "pods/exec": {"create", "get"},
         "pods/log": {"get"},
     }

@@ -108,6 +108,8 @@ def pod_manifest(project: str, spec: KubernetesSpec, now: str) -> dict[str, Any]
         "terminationGracePeriodSeconds": 5,
         "automountServiceAccountToken": spec.service_account is not None,
         "nodeSelector": spec.node_selector,
+        # Passes the namespace's `baseline` Pod Security level; root images stay usable.
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
     if spec.service_account:
