@@ -131,7 +131,7 @@ class CloudEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    specversion: Literal["1.0"] = SPEC_VERSION
+    specversion: Literal["1.0"] = "1.0"
     id: str = Field(default_factory=new_id)
     source: str
     type: str

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Generator, Mapping
 
 import structlog
 import uvicorn
@@ -59,6 +60,12 @@ def health_server(checks: Mapping[str, Check], host: str, port: int) -> uvicorn.
     config = uvicorn.Config(
         health_app(checks), host=host, port=port, log_level="warning", lifespan="off"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return server
+    return _QuietServer(config)
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves SIGTERM/SIGINT to the service, which stops its work before the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

@@ -11,6 +11,7 @@ output batches. Minimum server version: 2.11 (subject transforms on sources).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -43,14 +44,18 @@ MIB = 1024 * 1024
 
 def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
     """The stream definitions, with retention and replicas from settings."""
-    common = {
-        "retention": RetentionPolicy.LIMITS,
-        "storage": StorageType.FILE,
-        "num_replicas": settings.stream_replicas,
-        "discard": DiscardPolicy.OLD,
-        "allow_direct": True,
-        "duplicate_window": settings.dedup_window_s,
-    }
+
+    def stream(**config: Any) -> StreamConfig:
+        return StreamConfig(
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=settings.stream_replicas,
+            discard=DiscardPolicy.OLD,
+            allow_direct=True,
+            duplicate_window=settings.dedup_window_s,
+            **config,
+        )
+
     requested_into_runs = StreamSource(
         name=COMMANDS,
         subject_transforms=[
@@ -71,14 +76,13 @@ def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
         ],
     )
     return [
-        StreamConfig(
+        stream(
             name=COMMANDS,
             description="command.requested, by priority and project",
             subjects=[f"{subjects.COMMANDS_PREFIX}.*.*.*"],
             max_age=settings.commands_max_age_s,
-            **common,
         ),
-        StreamConfig(
+        stream(
             name=RUNS,
             description="everything one run's SSE stream replays, in order",
             subjects=[f"{subjects.RUNS_PREFIX}.*.*.*"],
@@ -86,28 +90,24 @@ def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
             max_bytes=settings.runs_max_bytes,
             max_msg_size=2 * MIB,
             sources=[requested_into_runs],
-            **common,
         ),
-        StreamConfig(
+        stream(
             name=LIFECYCLE,
             description="lifecycle events of RDEV_RUNS, without output",
             max_age=settings.admin_max_age_s,
             sources=[lifecycle_from_runs],
-            **common,
         ),
-        StreamConfig(
+        stream(
             name=ADMIN,
             description="project.*, api_key.*, webhook.* changes",
             subjects=[f"{subjects.ADMIN_PREFIX}.*.*"],
             max_age=settings.admin_max_age_s,
-            **common,
         ),
-        StreamConfig(
+        stream(
             name=WEBHOOKS,
             description="webhook delivery attempts and endpoint state",
             subjects=[f"{subjects.WEBHOOKS_PREFIX}.*.*"],
             max_age=settings.admin_max_age_s,
-            **common,
         ),
     ]
 

@@ -17,6 +17,7 @@ from rdev_common.events import (
     CommandOutput,
     CommandRequested,
     CommandStarted,
+    Reason,
 )
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
@@ -200,9 +201,9 @@ class Runner:
                 command_id=req.command_id,
                 project=req.project,
                 exit_code=result.exit_code,
-                reason=result.reason,
+                reason=Reason(result.reason),
                 duration_ms=duration_ms,
-                error=result.error,  # type: ignore[arg-type]
+                error=result.error,
                 lines=batcher.lines if batcher else 0,
                 bytes=batcher.bytes if batcher else 0,
                 truncated=batcher.truncated if batcher else False,
