@@ -1,0 +1,165 @@
+"""Contract tests of the SQLAlchemy adapters, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from rdev_api.adapters.outbox_relay import OutboxRelay
+from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
+from rdev_api.domain.model import ApiKey, Project, Scope
+from rdev_api.domain.ratelimit import RateLimitPolicy
+from rdev_common.db.tables import OutboxRow
+from rdev_common.events import ApiKeyRevoked, CloudEvent
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def a_key(key_id: str = "k1", **fields: Any) -> ApiKey:
+    return ApiKey(
+        id=key_id,
+        name="ci",
+        secret_hash=f"hash-{key_id}",
+        prefix="rdev_abc",
+        scopes=frozenset({Scope.COMMANDS_READ, Scope.COMMANDS_EXECUTE}),
+        created_at=NOW,
+        **fields,
+    )
+
+
+async def test_keys_round_trip_with_policies_and_rotation(sessions: Any) -> None:
+    key = a_key(
+        projects=frozenset({"alpha"}),
+        allowed_ips=("10.0.0.0/8",),
+        expires_at=NOW + timedelta(days=1),
+        rate_limits={"submit": RateLimitPolicy("submit", 5, 60)},
+    )
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.api_keys.add(key)
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.api_keys.get("k1") == key
+        assert await uow.api_keys.get_by_hash("hash-k1") == key
+        assert await uow.api_keys.count() == 1
+        rotated = replace(
+            key,
+            secret_hash="hash-new",
+            previous_secret_hash="hash-k1",
+            previous_expires_at=NOW + timedelta(hours=1),
+            rate_limits={"requests": RateLimitPolicy("requests", 100, 60)},
+        )
+        found = await uow.api_keys.get_for_update("k1")
+        assert found is not None
+        await uow.api_keys.update(rotated)
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.api_keys.get_by_hash("hash-new") == rotated
+        assert await uow.api_keys.get_by_hash("hash-k1") == rotated  # the previous secret
+        assert await uow.api_keys.get_by_hash("hash-unknown") is None
+        assert await uow.api_keys.list() == [rotated]
+
+
+async def test_last_used_only_moves_forward(sessions: Any) -> None:
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.api_keys.add(a_key("k1"))
+        await uow.api_keys.add(a_key("k2"))
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.api_keys.touch({"k1": NOW, "k2": NOW + timedelta(seconds=5)})
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.api_keys.touch({"k1": NOW - timedelta(hours=1)})
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        k1, k2 = await uow.api_keys.get("k1"), await uow.api_keys.get("k2")
+    assert k1 is not None and k1.last_used_at == NOW
+    assert k2 is not None and k2.last_used_at == NOW + timedelta(seconds=5)
+
+
+async def test_projects_round_trip_update_and_remove(sessions: Any) -> None:
+    project = Project(
+        id="alpha",
+        workdir="/srv/alpha",
+        created_at=NOW,
+        updated_at=NOW,
+        env={"A": "1"},
+        secrets={"TOKEN": "s"},
+        max_concurrency=2,
+        default_timeout_s=30.0,
+        command_policy={"allow": ["npm *"], "deny": []},
+    )
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.projects.add(project)
+        await uow.commit()
+    changed = replace(project, env={}, secrets={"TOKEN": "t"}, updated_at=NOW + timedelta(1))
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.projects.get_for_update("alpha") == project
+        await uow.projects.update(changed)
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.projects.get("alpha") == changed
+        assert await uow.projects.list() == [changed]
+        await uow.projects.remove("alpha")
+        await uow.commit()
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.projects.get("alpha") is None
+
+
+async def test_an_uncommitted_unit_of_work_leaves_nothing(sessions: Any) -> None:
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        await uow.api_keys.add(a_key())
+        await uow.outbox.add(
+            CloudEvent.wrap(ApiKeyRevoked(key_id="k1"), source="t", subject="k1"), "s"
+        )
+    async with SqlAlchemyUnitOfWork(sessions) as uow:
+        assert await uow.api_keys.count() == 0
+    async with sessions() as session:
+        assert list(await session.scalars(select(OutboxRow))) == []
+
+
+async def write_events(sessions: Any, n: int) -> list[str]:
+    ids = []
+    woken: list[bool] = []
+    async with SqlAlchemyUnitOfWork(sessions, lambda: woken.append(True)) as uow:
+        for i in range(n):
+            event = CloudEvent.wrap(ApiKeyRevoked(key_id=f"k{i}"), source="t", subject=f"k{i}")
+            await uow.outbox.add(event, "rdev.admin.api_key.revoked")
+            ids.append(event.id)
+        await uow.commit()
+    assert woken == [True], "a commit with outbox rows wakes the relay"
+    return ids
+
+
+async def test_the_relay_publishes_in_order_and_marks_sent(sessions: Any) -> None:
+    ids = await write_events(sessions, 5)
+    published: list[str] = []
+
+    async def publish(subject: str, payload: bytes, event_id: str) -> None:
+        assert CloudEvent.from_bytes(payload).id == event_id
+        published.append(event_id)
+
+    relay = OutboxRelay(sessions, publish, batch=3)
+    assert await relay.relay_once() == 3
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 0
+    assert published == ids
+
+
+async def test_a_publish_failure_keeps_the_rows_for_the_next_attempt(sessions: Any) -> None:
+    ids = await write_events(sessions, 2)
+    published: list[str] = []
+
+    async def flaky(subject: str, payload: bytes, event_id: str) -> None:
+        published.append(event_id)
+        if len(published) == 2:
+            raise TimeoutError("broker away")
+
+    with pytest.raises(TimeoutError):
+        await OutboxRelay(sessions, flaky).relay_once()
+    # Both rows are still unsent: the first is published again, with the same id.
+    assert await OutboxRelay(sessions, flaky).relay_once() == 2
+    assert published == [ids[0], ids[1], ids[0], ids[1]]
