@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -44,9 +44,11 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, SpanKind
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rdev_common import subjects
+
+if TYPE_CHECKING:  # only the database services need SQLAlchemy loaded
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = structlog.get_logger()
 
@@ -185,17 +187,42 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+class ChildSpansOnly(trace.Tracer):
+    """A tracer that starts spans only inside a trace.
+
+    A query outside any (a dispatcher's poll, a projection's idle check) would
+    otherwise be a trace of its own, every second, in every service.
+    """
+
+    def __init__(self, inner: trace.Tracer) -> None:
+        self.inner = inner
+
+    def start_span(
+        self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
+    ) -> Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self.inner.start_span(name, context, *args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
+    ) -> Iterator[Span]:
+        span = self.start_span(name, context, *args, **kwargs)
+        with trace.use_span(span, end_on_exit=True) as current:
+            yield current
+
+
 def instrument_engine(engine: AsyncEngine) -> None:
-    """SQL statements of `engine` become client spans of the current trace."""
+    """SQL statements of `engine` become client spans of the current trace (none outside one)."""
     from opentelemetry import metrics
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
     usage = metrics.get_meter(TRACER_NAME).create_up_down_counter(
         "db.client.connections.usage", unit="connections"
     )
-    EngineTracer(  # type: ignore[no-untyped-call]
-        trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine.sync_engine, usage
-    )
+    sql_tracer = ChildSpansOnly(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"))
+    EngineTracer(sql_tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
 
 
 # --- the trace context on the wire ---------------------------------------------------------
