@@ -7,6 +7,7 @@ id `<stream sequence>-<line index>` so `Last-Event-ID` resumes mid-batch.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import subjects
 
 FAILURE_REASONS = frozenset({"lost", "error"})
+# Characters JSON strings must escape; a batch without any is rendered verbatim.
+NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,28 @@ def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) 
     """Every line of one `command.output` batch after `after_index`, as one chunk."""
     stream = data["stream"]
     first = data["first_line"]
-    flags = dict.fromkeys(data.get("partial") or (), ',"partial":true')
-    for i in data.get("cr") or ():
+    lines: list[str] = data["lines"]
+    partial, cr = data.get("partial"), data.get("cr")
+    if not partial and not cr and not NEEDS_ESCAPE.search("".join(lines)):
+        # The common case: nothing to escape, so no JSON encoder call per line.
+        pre = f"id: {seq}-"
+        tail = f'","stream":"{stream}"{extra},"n":'
+        return "".join(
+            [
+                f'{pre}{i}\nevent: output\ndata: {{"line":"{line}{tail}{first + i}}}\n\n'
+                for i, line in enumerate(lines)
+                if i > after_index
+            ]
+        ).encode()
+    flags = dict.fromkeys(partial or (), ',"partial":true')
+    for i in cr or ():
         flags[i] = flags.get(i, "") + ',"cr":true'
     tail = f',"stream":"{stream}"{extra},"n":'
     dumps = orjson.dumps
     parts = [
         f'id: {seq}-{i}\nevent: output\ndata: {{"line":{dumps(line).decode()}{tail}{first + i}'
         f"{flags.get(i, '')}}}\n\n"
-        for i, line in enumerate(data["lines"])
+        for i, line in enumerate(lines)
         if i > after_index
     ]
     return "".join(parts).encode()

@@ -1,0 +1,80 @@
+"""SSE rendering: every output line is one event whose data is valid JSON, on both paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rdev_api.entrypoints.sse import Position, render_completed, render_output
+
+
+def parse(chunk: bytes) -> list[dict[str, object]]:
+    events = []
+    for block in chunk.decode().split("\n\n"):
+        if not block:
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append(
+            {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
+        )
+    return events
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["plain", "ascii", "ünïcode €"],
+        ['a "quote"', "back\\slash", "tab\there", "bell\x07"],
+    ],
+)
+def test_each_line_is_an_event_with_its_number_and_id(lines: list[str]) -> None:
+    events = parse(
+        render_output(42, {"stream": "stdout", "first_line": 10, "lines": lines}, -1, "")
+    )
+    assert [e["data"]["line"] for e in events] == lines  # type: ignore[index]
+    assert [e["data"]["n"] for e in events] == [10, 11, 12][: len(lines)]  # type: ignore[index]
+    assert [e["id"] for e in events] == [f"42-{i}" for i in range(len(lines))]
+    assert {e["event"] for e in events} == {"output"}
+
+
+def test_resuming_inside_a_batch_skips_the_lines_already_seen() -> None:
+    chunk = render_output(
+        7,
+        {"stream": "stderr", "first_line": 1, "lines": ["a", "b", "c"]},
+        Position.parse("7-1").index,
+        "",
+    )
+    assert [e["data"]["line"] for e in parse(chunk)] == ["c"]  # type: ignore[index]
+
+
+def test_flags_and_extra_fields() -> None:
+    data = {
+        "stream": "stdout",
+        "first_line": 1,
+        "lines": ["x" * 4, "y", "10%"],
+        "partial": [0],
+        "cr": [2],
+    }
+    events = parse(render_output(3, data, -1, ',"stream_id":"c1"'))
+    assert [e["data"].get("partial") for e in events] == [True, None, None]  # type: ignore[union-attr]
+    assert [e["data"].get("cr") for e in events] == [None, None, True]  # type: ignore[union-attr]
+    assert {e["data"]["stream_id"] for e in events} == {"c1"}  # type: ignore[index]
+
+
+def test_a_lost_run_is_announced_by_error_then_complete() -> None:
+    chunk = render_completed(
+        9, {"exit_code": 255, "duration_ms": 5, "reason": "lost", "error": "executor died"}, {}
+    )
+    events = parse(chunk)
+    assert [e["event"] for e in events] == ["error", "complete"]
+    assert events[0]["data"] == {"message": "executor died", "code": "lost"}
+    assert events[1]["data"]["exit_code"] == 255  # type: ignore[index]
+
+
+def test_position_parsing() -> None:
+    assert Position.parse(None).start_seq == 1
+    assert Position.parse("5").start_seq == 6
+    assert Position.parse("5-3").start_seq == 5
+    with pytest.raises(ValueError):
+        Position.parse("five")
