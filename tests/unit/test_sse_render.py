@@ -33,7 +33,7 @@ def test_each_line_is_an_event_with_its_number_and_id(lines: list[str]) -> None:
         render_output(42, {"stream": "stdout", "first_line": 10, "lines": lines}, -1, "")
     )
     assert [e["data"]["line"] for e in events] == lines  # type: ignore[index]
-    assert [e["data"]["n"] for e in events] == [10, 11, 12][: len(lines)]  # type: ignore[index]
+    assert [e["data"]["n"] for e in events] == list(range(10, 10 + len(lines)))  # type: ignore[index]
     assert [e["id"] for e in events] == [f"42-{i}" for i in range(len(lines))]
     assert {e["event"] for e in events} == {"output"}
 
