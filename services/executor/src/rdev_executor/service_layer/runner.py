@@ -73,16 +73,21 @@ class Runner:
         masked in its output before anything is published.
         """
         p, cid = req.project, req.command_id
-        if await self.events.exists(p, cid, "completed"):
+        completed, started, cancel_requested = await asyncio.gather(
+            self.events.exists(p, cid, "completed"),
+            self.events.exists(p, cid, "started"),
+            self.events.exists(p, cid, "cancel_requested"),
+        )
+        if completed:
             return None
-        if await self.events.exists(p, cid, "started"):
+        if started:
             return await self._complete(
                 req,
                 outcomes.lost("the executor running this command stopped before it completed"),
                 0,
                 None,
             )
-        if control.cancelled.is_set() or await self.events.exists(p, cid, "cancel_requested"):
+        if control.cancelled.is_set() or cancel_requested:
             return await self._complete(req, outcomes.cancelled_before_start(), 0, None)
         await self.events.publish(
             CommandStarted(command_id=cid, project=p, executor=self.executor_name),
