@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from rdev_cli import audit_cmds, events_cmds, remote
+from rdev_cli import (
+    audit_cmds,
+    events_cmds,
+    keys_cmd,
+    projects_cmd,
+    runs,
+    session_cmd,
+    webhooks_cmd,
+)
 
 app = typer.Typer(
     help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
@@ -34,12 +42,18 @@ def migrate() -> None:
     typer.echo("migrations applied")
 
 
-app.command(
-    name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)(remote.run)
-app.command(name="logs")(remote.logs)
+app.command(name="login")(session_cmd.login)
+app.command(name="logout")(session_cmd.logout)
+app.add_typer(projects_cmd.app, name="projects")
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(webhooks_cmd.app, name="webhooks")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(events_cmds.app, name="events")
+app.command(
+    name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(runs.run)
+for _command in (runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
+    app.command()(_command)
 
 
 def main() -> None:

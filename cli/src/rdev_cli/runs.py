@@ -1,0 +1,201 @@
+"""Commands about runs: `rdev run|attach|ps|cancel|history|logs`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from rdev_cli import output
+from rdev_cli.client import RdevClient
+from rdev_cli.errors import EXIT_INTERRUPTED, EXIT_REMOTE_FAILURE, CliError, handled, report
+
+ProjectOption = typer.Option("--project", "-p", envvar="RDEV_PROJECT", help="project id")
+RUN_COLUMNS: list[output.Column] = [
+    ("ID", output.field("id")),
+    ("PROJECT", output.field("project")),
+    ("STATUS", output.status),
+    ("EXIT", output.field("exit_code")),
+    ("DURATION", lambda c: output.duration(c.get("duration_ms"))),
+    ("PRIORITY", output.field("priority")),
+    ("COMMAND", output.field("command")),
+    ("REQUESTED", output.field("requested_at")),
+]
+
+
+def write_line(event: str, data: dict[str, Any]) -> None:
+    """One output line to our stdout or stderr, ended as the command ended it."""
+    if event == "output":
+        out = sys.stdout if data.get("stream") == "stdout" else sys.stderr
+        end = "" if data.get("partial") else "\r" if data.get("cr") else "\n"
+        out.write(data["line"] + end)
+        out.flush()
+    elif event == "error":
+        report(CliError(f"the run failed: {data.get('message')} ({data.get('code')})"))
+
+
+def stream_run(client: RdevClient, project: str, command_id: str) -> int:
+    """Print a run's output until it completes; its exit code (255 if rdev failed)."""
+    done = client.follow(project, command_id, write_line)
+    return int(done.get("exit_code", EXIT_REMOTE_FAILURE))
+
+
+class CancelOnInterrupt:
+    """First Ctrl-C cancels the remote run and keeps streaming until it ends; a second detaches."""
+
+    def __init__(self, command_id: str) -> None:
+        self.command_id = command_id
+        self.asked = False
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        report(CliError(f"cancelling {self.command_id} (Ctrl-C again to stop waiting)"))
+        # Not from inside the handler: the main thread may be mid-request on its client.
+        threading.Thread(target=self.cancel, daemon=True).start()
+
+    def cancel(self) -> None:
+        try:
+            with RdevClient() as client:
+                client.request("POST", f"/commands/{self.command_id}/cancel")
+        except CliError as error:
+            report(error)
+
+
+def run(
+    command: Annotated[list[str], typer.Argument(help="the command, after --")],
+    project: Annotated[str, ProjectOption],
+    priority: Annotated[str, typer.Option(help="high, normal or low")] = "normal",
+    timeout: Annotated[float | None, typer.Option(help="seconds")] = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="print the id and return")] = False,
+    as_json: Annotated[bool, output.JsonOption] = False,
+) -> None:
+    """Run a command in a project, like `ssh host cmd`: output here, remote exit code.
+
+    Exits 255 when rdev itself fails (bad key, unknown project, server unreachable).
+    """
+    body: dict[str, Any] = {"command": " ".join(command), "priority": priority}
+    if timeout is not None:
+        body["timeout_s"] = timeout
+    try:
+        with RdevClient() as client:
+            path = f"/projects/{project}/shell"
+            created = client.data("POST", path, json_body=body, what=f"project {project!r}")
+            if detach:
+                if as_json:
+                    output.emit_json(created)
+                else:
+                    typer.echo(created["id"])
+                return
+            signal.signal(signal.SIGINT, CancelOnInterrupt(created["id"]))
+            code = stream_run(client, project, created["id"])
+    except CliError as error:
+        report(error)
+        raise typer.Exit(EXIT_REMOTE_FAILURE) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    raise typer.Exit(code)
+
+
+def attach(command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")]) -> None:
+    """Follow a queued or running command (or replay a finished one); exit with its code.
+
+    Ctrl-C stops following; the run goes on (`rdev cancel` stops it).
+    """
+    try:
+        with RdevClient() as client:
+            state = client.data("GET", f"/commands/{command_id}", what=f"command {command_id!r}")
+            code = stream_run(client, state["project"], command_id)
+    except CliError as error:
+        report(error)
+        raise typer.Exit(EXIT_REMOTE_FAILURE) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    raise typer.Exit(code)
+
+
+@handled
+def cancel(
+    command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")],
+    as_json: Annotated[bool, output.JsonOption] = False,
+) -> None:
+    """Cancel a queued or running command."""
+    with RdevClient() as client:
+        state = client.data(
+            "POST", f"/commands/{command_id}/cancel", what=f"command {command_id!r}"
+        )
+    if as_json:
+        output.emit_json(state)
+    else:
+        typer.echo(f"cancel requested for {command_id}")
+
+
+def project_ids(client: RdevClient, project: str | None) -> list[str]:
+    if project:
+        return [project]
+    return [p["id"] for p in client.data("GET", "/projects")]
+
+
+def commands_of(
+    client: RdevClient, project: str, status: str | None, limit: int | None
+) -> list[dict[str, Any]]:
+    path = f"/projects/{project}/commands"
+    params = {"status": status, "limit": min(limit or 500, 500)}
+    return client.pages(path, limit, params=params, what=f"project {project!r}")
+
+
+@handled
+def ps(
+    project: Annotated[str | None, typer.Option("--project", "-p", envvar="RDEV_PROJECT")] = None,
+    as_json: Annotated[bool, output.JsonOption] = False,
+) -> None:
+    """Running and queued commands (of one project, or of every project this key sees)."""
+    with RdevClient() as client:
+        rows = [
+            row
+            for pid in project_ids(client, project)
+            for status in ("running", "queued")
+            for row in commands_of(client, pid, status, None)
+        ]
+    output.table(rows, RUN_COLUMNS[:3] + RUN_COLUMNS[5:], as_json)
+
+
+@handled
+def history(
+    project: Annotated[str | None, typer.Option("--project", "-p", envvar="RDEV_PROJECT")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, running or completed")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="newest N runs")] = 20,
+    as_json: Annotated[bool, output.JsonOption] = False,
+) -> None:
+    """Past and current runs, newest first."""
+    with RdevClient() as client:
+        rows = [
+            row
+            for pid in project_ids(client, project)
+            for row in commands_of(client, pid, status, limit)
+        ]
+    rows.sort(key=lambda c: str(c.get("requested_at")), reverse=True)
+    output.table(rows[:limit], RUN_COLUMNS, as_json)
+
+
+@handled
+def logs(
+    command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="wait for new output")] = False,
+    as_json: Annotated[bool, output.JsonOption] = False,
+) -> None:
+    """Print a run's whole log (text; JSON lines with --json)."""
+    params = {"format": "jsonl" if as_json else "text", "follow": "true" if follow else None}
+    with (
+        RdevClient() as client,
+        client.stream(
+            f"/commands/{command_id}/output", params, f"command {command_id!r}"
+        ) as response,
+    ):
+        for chunk in response.iter_bytes():
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
