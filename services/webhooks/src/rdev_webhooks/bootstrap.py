@@ -14,8 +14,10 @@ from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.health import Check, health_server
+from rdev_common.metrics import poll_consumers
 from rdev_common.service import consume
 from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
+from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
@@ -34,12 +36,14 @@ def utcnow() -> datetime:
 
 async def run(settings: WebhooksSettings) -> None:
     """Consume lifecycle events and deliver them until SIGTERM/SIGINT."""
+    configure_telemetry("webhooks")
     nc = await connect(settings.require_nats_url(), "rdev-webhooks")
     js = nc.jetstream()
     await ensure_streams(js, settings)
     consumer = lifecycle_consumer("webhooks")
     await ensure_consumer(js, consumer)
     engine = create_engine(settings.resolved_database_url())
+    instrument_engine(engine)
     store = SqlAlchemyDeliveryStore(session_factory(engine))
     sender = HttpxWebhookSender(
         settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
@@ -70,9 +74,11 @@ async def run(settings: WebhooksSettings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    durable = consumer.config.durable_name or ""
     tasks = [
         asyncio.create_task(health.serve()),
-        asyncio.create_task(consume(js, consumer, handler)),
+        asyncio.create_task(poll_consumers(js, [(consumer.stream, durable)])),
+        asyncio.create_task(consume(js, consumer, handler, stop=stop)),
         asyncio.create_task(dispatcher.run()),
     ]
     log.info("service started", name="webhooks", schedule=list(schedule.delays))
@@ -85,3 +91,4 @@ async def run(settings: WebhooksSettings) -> None:
     await sender.aclose()
     await nc.drain()
     await engine.dispose()
+    shutdown_telemetry()

@@ -1,0 +1,123 @@
+"""The delivery store on real SQLite: one owner per attempt, crashes close attempts, health."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.db.migrate import upgrade
+from rdev_common.db.tables import WebhookRow
+from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
+from rdev_webhooks.domain.model import AttemptResult, NewDelivery
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlAlchemyDeliveryStore]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rdev.db'}"
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    async with sessions() as s:
+        s.add(
+            WebhookRow(
+                id="w1",
+                project="p",
+                url="http://example.com/",
+                events=["command.*"],
+                enabled=True,
+                secret="whsec_AAAA",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+        await s.commit()
+    yield SqlAlchemyDeliveryStore(sessions)
+    await engine.dispose()
+
+
+def _delivery(n: int = 1) -> NewDelivery:
+    return NewDelivery(
+        id=f"msg_{n}",
+        webhook_id="w1",
+        project="p",
+        event_id=f"e{n}",
+        event_type="dev.rdev.command.completed.v1",
+        stream="RDEV_LIFECYCLE",
+        seq=n,
+        dedup_key=f"w1:e{n}",
+        payload="{}",
+        next_attempt_at=T0,
+    )
+
+
+async def test_a_redelivered_event_adds_no_second_delivery(store: SqlAlchemyDeliveryStore) -> None:
+    assert await store.add_deliveries([_delivery()]) == 1
+    assert await store.add_deliveries([_delivery()]) == 0
+    assert await store.due_endpoints(T0) == ["w1"]
+
+
+async def test_each_attempt_has_one_owner_and_a_crash_closes_it(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    await store.add_deliveries([_delivery()])
+    lease = T0 + timedelta(seconds=20)
+    claims = await asyncio.gather(*(store.claim("msg_1", T0, lease, 3) for _ in range(3)))
+    owned = [c for c in claims if c is not None]
+    assert len(owned) == 1 and owned[0].attempt == 1
+    assert await store.due_deliveries("w1", T0 + timedelta(seconds=5), set(), 10) == []
+    # The owner "crashed" without recording: after the lease, attempt 2 follows attempt 1.
+    later = lease + timedelta(seconds=1)
+    assert await store.due_deliveries("w1", later, set(), 10) == ["msg_1"]
+    claim = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
+    assert claim is not None and claim.attempt == 2 and claim.interrupted == [1]
+    result = AttemptResult(status_code=200, duration_ms=3)
+    recorded = await store.record(claim.delivery, 2, result, None, later, 3600)
+    assert recorded.disabled_reason is None
+    assert await store.claim("msg_1", later + timedelta(hours=1), later, 3) is None
+
+
+async def test_the_last_attempt_interrupted_fails_the_delivery(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    await store.add_deliveries([_delivery()])
+    claim = await store.claim("msg_1", T0, T0 + timedelta(seconds=1), 1)
+    assert claim is not None
+    after = T0 + timedelta(seconds=2)
+    final = await store.claim("msg_1", after, after, 1)
+    assert final is not None and final.attempt == 0 and final.interrupted == [1]
+    assert await store.due_endpoints(after + timedelta(days=1)) == []
+
+
+async def test_410_disables_at_once_and_a_long_failure_streak_disables(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    await store.add_deliveries([_delivery(1), _delivery(2)])
+    failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
+    c1 = await store.claim("msg_1", T0, T0, 5)
+    assert c1 is not None
+    first = await store.record(c1.delivery, 1, failed, T0, T0, disable_after_s=60)
+    assert first.disabled_reason is None
+    late = T0 + timedelta(seconds=61)
+    c1 = await store.claim("msg_1", late, late, 5)
+    assert c1 is not None
+    second = await store.record(c1.delivery, 2, failed, late, late, disable_after_s=60)
+    assert second.disabled_reason is not None and "failing continuously" in second.disabled_reason
+    # Disabled: the next claim finishes the delivery instead of sending.
+    assert await store.claim("msg_2", late, late, 5) is None
+    assert await store.endpoints_of("p") == []
+
+
+async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:
+    await store.add_deliveries([_delivery()])
+    claim = await store.claim("msg_1", T0, T0, 5)
+    assert claim is not None
+    gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
+    recorded = await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=1e9)
+    assert recorded.disabled_reason == "the endpoint answered 410 Gone"

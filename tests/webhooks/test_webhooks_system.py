@@ -1,0 +1,270 @@
+"""Webhooks through the whole system: signed deliveries of real runs, and every fault.
+
+A real receiver on loopback verifies each signature with `standardwebhooks`.
+The system runs with a fast retry schedule so the faults play out in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import nats
+import pytest
+
+from rdev_common.broker import free_port
+from tests.e2e.sse_helpers import submit
+from tests.support import RdevSystem, system_env, wait_for
+from tests.webhooks.receiver import Receiver
+from tests.webhooks.system import (
+    child_pid,
+    deliveries,
+    delivery,
+    nats_url,
+    register,
+    wait_all_succeeded,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+EVENTS_PER_RUN = 3  # requested, started, completed
+WAIT = 120  # seconds: bounded waits, generous for a busy machine
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RdevSystem]:
+    data_dir = tmp_path_factory.mktemp("webhooks-system")
+    port, key = free_port(), "rdev_test_" + os.urandom(12).hex()
+    env = system_env(
+        data_dir,
+        port,
+        key,
+        RDEV_WEBHOOKS_RETRY_SCHEDULE="0,1,1,2,2,3,5,10,20",
+        RDEV_WEBHOOKS_TIMEOUT_S="10",
+        RDEV_WEBHOOKS_BREAKER_COOLDOWN_S="1",
+        RDEV_WEBHOOKS_POLL_INTERVAL_S="0.1",
+    )
+    system = RdevSystem(data_dir, port, key, env)
+    try:  # stopped even when it never became ready, so nothing is left running
+        system.start(timeout=240)
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def client(system: RdevSystem) -> Iterator[httpx.Client]:
+    with system.client() as c:
+        yield c
+
+
+def _verified(received: list) -> bool:
+    return all(r.verified and all(r.verified) for r in received)
+
+
+def test_runs_are_delivered_signed_rotated_redelivered_and_replayed(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    system.create_project("wh-basic")
+    hook = register(client, receiver, "wh-basic", "/basic")
+    submit(client, "wh-basic", "echo hi")
+    wait_for(lambda: len(receiver.at("/basic")) >= EVENTS_PER_RUN, WAIT, "3 deliveries expected")
+    got = receiver.at("/basic")
+    assert _verified(got), "a signature did not verify"
+    assert sorted(r.event["type"] for r in got) == [
+        "dev.rdev.command.completed.v1",
+        "dev.rdev.command.requested.v1",
+        "dev.rdev.command.started.v1",
+    ]
+    listed = wait_all_succeeded(client, "wh-basic", hook["id"], EVENTS_PER_RUN)
+    assert {d["id"] for d in listed} == {r.webhook_id for r in got}
+    detail = delivery(client, "wh-basic", hook["id"], listed[0]["id"])
+    assert [(a["n"], a["outcome"], a["status_code"]) for a in detail["history"]] == [
+        (1, "succeeded", 200)
+    ]
+
+    # Rotation: during the overlap both the old and the new secret verify every message.
+    r = client.post(f"/projects/wh-basic/webhooks/{hook['id']}/rotate-secret", json={})
+    assert r.status_code == 200, r.text
+    new_secret = r.json()["data"]["secret"]
+    assert new_secret != hook["secret"]
+    receiver.endpoints["/basic"].secrets = [hook["secret"], new_secret]
+    submit(client, "wh-basic", "echo again")
+    wait_for(lambda: len(receiver.at("/basic")) >= 2 * EVENTS_PER_RUN, WAIT, "second run")
+    assert all(r.verified == [True, True] for r in receiver.at("/basic")[EVENTS_PER_RUN:])
+
+    # Redeliver: the same CloudEvent under a new webhook-id.
+    first = got[0]
+    r = client.post(
+        f"/projects/wh-basic/webhooks/{hook['id']}/deliveries/{first.webhook_id}/redeliver"
+    )
+    assert r.status_code == 202, r.text
+    (again,) = r.json()["data"]["deliveries"]
+    resent = wait_for(
+        lambda: [x for x in receiver.at("/basic") if x.webhook_id == again], WAIT, "redelivery"
+    )
+    assert resent[0].event["id"] == first.event["id"]
+
+    # Replay from stream sequence 1: every event of the project again, in order.
+    r = client.post(f"/projects/wh-basic/webhooks/{hook['id']}/replay", params={"since": "1"})
+    assert r.status_code == 202, r.text
+    replayed = r.json()["data"]["deliveries"]
+    assert len(replayed) == 2 * EVENTS_PER_RUN
+    wait_for(lambda: {x.webhook_id for x in receiver.at("/basic")} >= set(replayed), WAIT, "replay")
+    assert _verified(receiver.at("/basic"))
+
+    # Cursor pages cover every delivery exactly once.
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = client.get(
+            f"/projects/wh-basic/webhooks/{hook['id']}/deliveries", params=params
+        ).json()
+        pages += [d["id"] for d in body["data"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(pages) == len(set(pages)) == 4 * EVENTS_PER_RUN + 1
+
+
+def test_receiver_down_then_up_gets_every_event_with_a_stable_id(
+    system: RdevSystem, client: httpx.Client
+) -> None:
+    system.create_project("wh-down")
+    down = Receiver()  # not started yet: connections are refused
+    hook = register(client, down, "wh-down", "/down")
+    for i in range(2):
+        submit(client, "wh-down", f"echo {i}")
+    expected = 2 * EVENTS_PER_RUN
+
+    def retried() -> bool:
+        found = deliveries(client, "wh-down", hook["id"])
+        return len(found) == expected and all(d["attempts"] >= 2 for d in found)
+
+    wait_for(retried, WAIT, "every delivery should have failed at least twice")
+    down.start()
+    try:
+        found = wait_all_succeeded(client, "wh-down", hook["id"], expected)
+    finally:
+        down.stop()
+    got = down.at("/down")
+    assert _verified(got)
+    ids = Counter(r.webhook_id for r in got)
+    assert set(ids) == {d["id"] for d in found}, "webhook-id must be the delivery id"
+    assert all(n == 1 for n in ids.values()), "each delivery reached the receiver once"
+    for d in found:
+        history = delivery(client, "wh-down", hook["id"], d["id"])["history"]
+        assert [a["n"] for a in history] == list(range(1, d["attempts"] + 1))
+        assert all(a["outcome"] == "failed" and a["error"] for a in history[:-1])
+        assert history[-1]["outcome"] == "succeeded"
+        (seen,) = [r for r in got if r.webhook_id == d["id"]]
+        assert seen.attempt == d["attempts"]
+
+
+def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    system.create_project("wh-hang")
+    hanging = receiver.endpoint("/hang", behaviour="hang")
+    slow = register(client, receiver, "wh-hang", "/hang")
+    register(client, receiver, "wh-hang", "/fast")
+    try:
+        for i in range(3):
+            submit(client, "wh-hang", f"echo {i}")
+        wait_for(
+            lambda: len(receiver.at("/fast")) >= 3 * EVENTS_PER_RUN, WAIT, "healthy deliveries"
+        )
+        # Every healthy delivery arrived while the hanging endpoint had not finished one
+        # attempt: its requests are still held open by the receiver.
+        assert _verified(receiver.at("/fast"))
+        assert receiver.at("/hang") == []
+        in_flight = receiver.arrived.count("/hang")
+        assert 1 <= in_flight <= 4, f"{in_flight} requests held by the hanging endpoint"
+        hung = deliveries(client, "wh-hang", slow["id"])
+        assert all(d["status"] == "pending" and d["last_error"] is None for d in hung)
+    finally:
+        hanging.release.set()
+    client.patch(f"/projects/wh-hang/webhooks/{slow['id']}", json={"enabled": False})
+
+
+async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    system.create_project("wh-gone")
+    receiver.endpoint("/gone", behaviour="gone")
+    hook = register(client, receiver, "wh-gone", "/gone")
+    submit(client, "wh-gone", "echo bye")
+
+    def disabled() -> dict | None:
+        body = client.get(f"/projects/wh-gone/webhooks/{hook['id']}").json()["data"]
+        return body if not body["enabled"] else None
+
+    state = wait_for(disabled, WAIT, "410 should disable the webhook")
+    assert "410" in state["disabled_reason"]
+    nc = await nats.connect(nats_url(system))
+    try:
+        js = nc.jetstream()
+        msg = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.disabled")
+        assert b"410" in msg.data
+        attempt = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.attempt")
+        assert b'"status_code":410' in attempt.data
+    finally:
+        await nc.close()
+
+    # Deliveries already in flight may still arrive; after that nothing more is sent.
+    def all_failed() -> bool:
+        found = deliveries(client, "wh-gone", hook["id"])
+        return len(found) == EVENTS_PER_RUN and all(d["status"] == "failed" for d in found)
+
+    wait_for(all_failed, WAIT, "deliveries to a disabled endpoint end as failed")
+    assert 1 <= len(receiver.at("/gone")) <= EVENTS_PER_RUN
+
+
+def test_killed_mid_schedule_the_schedule_continues_without_loss_or_repeat(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    system.create_project("wh-kill")
+    receiver.endpoint("/flaky", fail_first=3)
+    hook = register(client, receiver, "wh-kill", "/flaky")
+    for i in range(3):
+        submit(client, "wh-kill", f"echo {i}")
+    expected = 3 * EVENTS_PER_RUN
+    wait_for(lambda: any(r.attempt >= 2 for r in receiver.at("/flaky")), WAIT, "second attempts")
+    before = child_pid(system, "rdev_webhooks")
+    assert before is not None, "no webhooks service under rdev up"
+    os.kill(before, signal.SIGKILL)
+    wait_for(lambda: (child_pid(system, "rdev_webhooks") or before) != before, WAIT, "restart")
+    found = wait_all_succeeded(client, "wh-kill", hook["id"], expected, timeout=240)
+    got = receiver.at("/flaky")
+    assert _verified(got)
+    pairs = Counter((r.webhook_id, r.attempt) for r in got)
+    assert all(n == 1 for n in pairs.values()), f"an attempt was sent twice: {pairs}"
+    for d in found:
+        history = delivery(client, "wh-kill", hook["id"], d["id"])["history"]
+        assert [a["n"] for a in history] == list(range(1, d["attempts"] + 1))
+        seen = {r.attempt for r in got if r.webhook_id == d["id"]}
+        for a in history:
+            # An attempt the receiver never saw can only be one the kill cut short.
+            assert a["n"] in seen or a["outcome"] == "interrupted", (d["id"], a)
+        assert any(r.status == 200 for r in got if r.webhook_id == d["id"])
+
+
+def test_unknown_webhook_and_scope(system: RdevSystem, client: httpx.Client) -> None:
+    system.create_project("wh-misc")
+    assert client.get("/projects/wh-misc/webhooks/nope").status_code == 404
+    r = client.post(
+        "/projects/wh-misc/webhooks", json={"url": "ftp://x.example/", "events": ["command.*"]}
+    )
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "url"
+    assert client.get("/projects/absent/webhooks").status_code == 404
