@@ -117,3 +117,44 @@ def create_project(api: ApiProcess, project_id: str, workdir: Path, **body: Any)
     with api.client() as c:
         r = c.post("/projects", json={"id": project_id, "workdir": str(workdir), **body})
     assert r.status_code == 201, r.text
+
+
+class StreamWatcher:
+    """Reads one SSE stream in a thread, keeping its events, until the server ends it."""
+
+    def __init__(self, base_url: str, path: str, headers: dict[str, str]) -> None:
+        import threading
+
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.status: int | None = None
+        self.opened = threading.Event()
+        self.ended = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(base_url, path, headers), daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, base_url: str, path: str, headers: dict[str, str]) -> None:
+        import json
+
+        try:
+            with (
+                httpx.Client(base_url=base_url, timeout=httpx.Timeout(5, read=120)) as client,
+                client.stream("GET", path, headers=headers) as response,
+            ):
+                self.status = response.status_code
+                self.opened.set()
+                name = ""
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:"):
+                        self.events.append((name, json.loads(line.split(":", 1)[1])))
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
