@@ -1,4 +1,4 @@
-"""The delivery store on real SQLite: one owner per attempt, crashes close attempts, health."""
+"""The delivery store on SQLite and PostgreSQL: one owner per attempt, crashes close attempts."""
 
 from __future__ import annotations
 
@@ -8,23 +8,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
-from rdev_common.db.tables import WebhookRow
+from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.domain.model import AttemptResult, NewDelivery
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlAlchemyDeliveryStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'rdev.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SqlAlchemyDeliveryStore]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'rdev.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
     sessions = session_factory(engine)
     async with sessions() as s:
+        for table in (WebhookAttemptRow, WebhookDeliveryRow, WebhookRow):
+            await s.execute(delete(table))
         s.add(
             WebhookRow(
                 id="w1",
