@@ -20,7 +20,6 @@ from rdev_common.streams import (
     executor_consumer,
 )
 from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
-from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
 from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
@@ -40,20 +39,28 @@ def make_backend(settings: ExecutorSettings) -> Backend:
     the others always run locally."""
     kubernetes = None
     if settings.executor_backend == "kubernetes":
-        kubernetes = KubernetesBackend(
-            KubernetesOptions(
-                namespace=settings.k8s_namespace,
-                idle_gc_s=settings.k8s_idle_gc_s,
-                ready_timeout_s=settings.k8s_ready_timeout_s,
-                kubeconfig=settings.k8s_kubeconfig,
-                context=settings.k8s_context,
-                breaker=BreakerPolicy(
-                    failure_threshold=settings.k8s_breaker_failures,
-                    cooldown_s=settings.k8s_breaker_cooldown_s,
-                ),
-            )
-        )
+        kubernetes = make_kubernetes_backend(settings)
     return RoutingBackend(LocalBackend(), kubernetes)
+
+
+def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
+    # Imported only here: the Kubernetes client takes seconds to import, which
+    # executors with the local backend should not pay at every start.
+    from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
+
+    return KubernetesBackend(
+        KubernetesOptions(
+            namespace=settings.k8s_namespace,
+            idle_gc_s=settings.k8s_idle_gc_s,
+            ready_timeout_s=settings.k8s_ready_timeout_s,
+            kubeconfig=settings.k8s_kubeconfig,
+            context=settings.k8s_context,
+            breaker=BreakerPolicy(
+                failure_threshold=settings.k8s_breaker_failures,
+                cooldown_s=settings.k8s_breaker_cooldown_s,
+            ),
+        )
+    )
 
 
 async def serve(settings: ExecutorSettings) -> None:
