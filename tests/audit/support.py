@@ -119,13 +119,19 @@ class AuditProcess:
 def run_events(project: str, command_id: str, actor: str, exit_code: int = 0) -> list[tuple]:
     """(subject, event) of one run: requested (on RDEV_COMMANDS), started, output, completed."""
     requested = CommandRequested(
-        command_id=command_id, project=project, command=f"echo {command_id}", actor=actor,
+        command_id=command_id,
+        project=project,
+        command=f"echo {command_id}",
+        actor=actor,
         client_ip="127.0.0.1",
     )
     started = CommandStarted(command_id=command_id, project=project, executor="test-host")
     output = CommandOutput(command_id=command_id, stream="stdout", first_line=1, lines=["x"])
     completed = CommandCompleted(
-        command_id=command_id, project=project, exit_code=exit_code, reason=Reason.EXITED,
+        command_id=command_id,
+        project=project,
+        exit_code=exit_code,
+        reason=Reason.EXITED,
         duration_ms=5,
     )
     wrap = CloudEvent.wrap
@@ -245,3 +251,37 @@ def fresh_databases(tmp_path: Path, postgres_admin_url: str | None) -> Iterator[
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rdev_cli(
+    env: dict[str, str], *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The `rdev` command line as a user runs it."""
+    return subprocess.run(
+        [str(BIN / "rdev"), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+async def verify_db(url: str) -> Any:
+    from rdev_common.db.audit_queries import verify_chain
+    from rdev_common.db.engine import create_engine, session_factory
+
+    engine = create_engine(url)
+    try:
+        return await verify_chain(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+async def wait_caught_up(
+    js: JetStreamContext, db: Db, streams: tuple[str, ...], service: Any
+) -> None:
+    """Until the projection's position reaches each stream's last sequence."""
+
+    async def caught_up() -> bool:
+        for stream in streams:
+            if db.position(stream) < await stream_last_seq(js, stream):
+                return False
+        return True
+
+    await wait_until_async(caught_up, 300, f"projection to catch up: {service.log_tail()}")
