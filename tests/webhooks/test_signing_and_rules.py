@@ -129,13 +129,16 @@ def _principal() -> Principal:
 
 async def test_registration_refuses_a_private_address_when_not_allowed() -> None:
     store = _Store()
-    ws = WebhookServices(store, None, lambda: datetime.now(UTC), allow_private_targets=False)  # type: ignore[arg-type]
+    uow: Any = _Uow()
+    fake_store: Any = store  # only `add` is reached
+    no_log: Any = None
+    ws = WebhookServices(fake_store, no_log, lambda: datetime.now(UTC), allow_private_targets=False)
     with pytest.raises(ValidationFailed, match="loopback, private") as info:
         await webhook_service.create(
             ws,
-            _Uow(),
+            uow,
             _principal(),
-            "p1",  # type: ignore[arg-type]
+            "p1",
             url="http://10.0.0.7/hook",
             events=["command.*"],
             description=None,
@@ -145,9 +148,9 @@ async def test_registration_refuses_a_private_address_when_not_allowed() -> None
     ws.allow_private_targets = True
     created = await webhook_service.create(
         ws,
-        _Uow(),
+        uow,
         _principal(),
-        "p1",  # type: ignore[arg-type]
+        "p1",
         url="http://10.0.0.7/hook",
         events=["command.*"],
         description=None,

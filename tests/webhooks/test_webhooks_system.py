@@ -10,6 +10,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import nats
@@ -18,7 +19,7 @@ import pytest
 from rdev_common.broker import free_port
 from tests.e2e.sse_helpers import submit
 from tests.support import RdevSystem, system_env, wait_for
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Received, Receiver
 from tests.webhooks.system import (
     child_pid,
     deliveries,
@@ -69,7 +70,7 @@ def client(system: RdevSystem) -> Iterator[httpx.Client]:
         yield c
 
 
-def _verified(received: list) -> bool:
+def _verified(received: list[Received]) -> bool:
     return all(r.verified and all(r.verified) for r in received)
 
 
@@ -206,7 +207,7 @@ async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
     hook = register(client, receiver, "wh-gone", "/gone")
     submit(client, "wh-gone", "echo bye")
 
-    def disabled() -> dict | None:
+    def disabled() -> dict[str, Any] | None:
         body = client.get(f"/projects/wh-gone/webhooks/{hook['id']}").json()["data"]
         return body if not body["enabled"] else None
 
@@ -216,9 +217,9 @@ async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
     try:
         js = nc.jetstream()
         msg = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.disabled")
-        assert b"410" in msg.data
+        assert msg.data is not None and b"410" in msg.data
         attempt = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.attempt")
-        assert b'"status_code":410' in attempt.data
+        assert attempt.data is not None and b'"status_code":410' in attempt.data
     finally:
         await nc.close()
 
