@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from rdev_common.circuit_breaker import State
 from rdev_common.events import CommandRequested
@@ -14,6 +15,13 @@ from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.routing_backend import KubernetesDisabled, RoutingBackend
 from tests.kubernetes.apiserver_double import ApiServerDouble
 from tests.kubernetes.conftest import FakeClock
+
+
+def circuit_metric(state: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "rdev_k8s_api_circuit_state", {"rdev_k8s_api_circuit_state": state}
+    )
+
 
 FAIL_FAST = "the Kubernetes API is unavailable: circuit open after repeated failures"
 
@@ -31,6 +39,7 @@ async def test_api_server_down_opens_the_breaker_then_it_recovers(
         assert (outcome.reason, outcome.exit_code) == ("error", 255)
         assert (outcome.error or "").startswith("the Kubernetes API failed: Cannot connect")
     assert backend.breaker.state is State.OPEN
+    assert circuit_metric("open") == 1
 
     outcome = await (await start_run("echo never")).outcome()
     assert (outcome.reason, outcome.exit_code) == ("error", 255)
@@ -46,6 +55,7 @@ async def test_api_server_down_opens_the_breaker_then_it_recovers(
     assert (outcome.reason, outcome.exit_code) == ("exited", 0), run.completed()
     assert run.lines("stdout") == ["back"]
     assert backend.breaker.state.value == "closed"
+    assert circuit_metric("closed") == 1
 
 
 async def test_an_open_breaker_sends_nothing_to_the_api_server(

@@ -22,6 +22,7 @@ import structlog
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from kubernetes_asyncio.stream import WsApiClient
+from prometheus_client import Enum
 
 from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, StateChange
 from rdev_common.events import CommandRequested
@@ -30,6 +31,12 @@ from rdev_executor.adapters.k8s_pods import WorkspacePods, gone_reason, is_api_f
 from rdev_executor.adapters.k8s_spec import CONTAINER, ENV_NAME, KubernetesSpec
 
 log = structlog.get_logger()
+
+API_CIRCUIT_STATE = Enum(
+    "rdev_k8s_api_circuit_state",
+    "Circuit-breaker state around the Kubernetes API (open: commands fail fast)",
+    states=["closed", "open", "half_open"],
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,8 @@ class KubernetesUnavailable(RuntimeError):
     """The API server refused or failed a call the command needed."""
 
 
-def log_breaker(change: StateChange) -> None:
+def record_breaker(change: StateChange) -> None:
+    API_CIRCUIT_STATE.state(change.new.value)
     log.warning(
         "kubernetes api circuit changed", old=change.old, new=change.new, reason=change.reason
     )
@@ -61,7 +69,7 @@ class KubernetesBackend:
             "the Kubernetes API",
             options.breaker,
             clock=clock,
-            on_state_change=log_breaker,
+            on_state_change=record_breaker,
             is_failure=is_api_failure,
         )
         self._clients: tuple[ApiClient, WsApiClient] | None = None
