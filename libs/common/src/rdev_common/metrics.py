@@ -108,6 +108,9 @@ AUDIT_PROJECTION_LAG = Gauge(
     "rdev_audit_projection_lag_seconds",
     "Age of the last event the audit projection wrote, when it wrote it",
 )
+AUDIT_EVENTS_PROJECTED = Counter(
+    "rdev_audit_events_projected_total", "Events written to the audit log and history", ["stream"]
+)
 AUDIT_CONSUMER_PREFIX = "audit-"
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from rdev_audit.service_layer.projector import Source, StreamMessage
-from rdev_common.metrics import AUDIT_PROJECTION_LAG
+from rdev_common.metrics import AUDIT_EVENTS_PROJECTED, AUDIT_PROJECTION_LAG
 from rdev_common.telemetry import batch_span
 
 
@@ -25,6 +25,7 @@ def projection_span(source: Source, batch: Sequence[StreamMessage]) -> Iterator[
     }
     with batch_span("audit write", [m.data for m in batch], attributes):
         yield
+    AUDIT_EVENTS_PROJECTED.labels(stream=source.stream).inc(len(batch))
     if batch:
         lag = (datetime.now(UTC) - batch[-1].stored_at).total_seconds()
         AUDIT_PROJECTION_LAG.set(max(0.0, lag))
