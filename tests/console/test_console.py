@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import RdevSystem, wait_for
+from tests.support import ROOT, RdevSystem, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -171,3 +174,109 @@ def test_output_continues_after_the_api_restarts(
     assert page.get_attribute("#log", "data-duplicates") == "0", (
         "the server resent lines after the reconnect"
     )
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook endpoint on loopback that accepts everything and counts what it got."""
+
+    received: list[str] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        Receiver.received.append(body.decode(errors="replace"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_webhook_deliveries_and_redeliver(
+    page: Any, console_system: RdevSystem, receiver: str, shots: Path
+) -> None:
+    page.goto(f"/?project={PROJECT}&view=webhooks")
+    page.wait_for_selector("#webhooks p, #webhooks .webhook, #webhooks .unavailable")
+    if page.query_selector("#webhooks .unavailable"):
+        pytest.skip("webhook endpoints are not served; the console says so")
+    page.fill("#add-webhook input[name=url]", receiver)
+    page.fill("#add-webhook input[name=events]", "command.completed")
+    page.click("#add-webhook button[type=submit]")
+    page.wait_for_selector("pre.secret")
+    assert page.inner_text("pre.secret").startswith("whsec_")
+    before = len(Receiver.received)
+    with console_system.client() as client:
+        response = client.post(f"/projects/{PROJECT}/shell", json={"command": "echo hook"})
+        assert response.status_code == 202, response.text
+    wait_for(lambda: len(Receiver.received) > before, 60, "no webhook delivery arrived")
+
+    def delivered() -> bool:
+        page.goto(f"/?project={PROJECT}&view=webhooks")
+        page.wait_for_selector(".deliveries table, .deliveries p")
+        return page.query_selector(".deliveries .badge.succeeded") is not None
+
+    wait_for(delivered, 60, "the console shows no succeeded delivery", interval=0.5)
+    page.screenshot(path=shots / "12-webhook-deliveries.png", full_page=True)
+    row = page.locator(".deliveries-table tbody tr").first
+    assert row.locator("td").nth(2).inner_text() == "1", "one attempt"
+    arrived = len(Receiver.received)
+    row.locator("button:has-text('Redeliver')").click()
+    page.wait_for_selector("#notice.info")
+    wait_for(lambda: len(Receiver.received) > arrived, 60, "the redelivery did not arrive")
+    page.screenshot(path=shots / "13-webhook-redelivered.png", full_page=True)
+
+
+def test_audit_log_with_filters(page: Any, shots: Path) -> None:
+    page.goto("/?view=audit")
+    page.wait_for_selector("#audit table, #audit p")
+    if page.query_selector("#audit .unavailable"):
+        pytest.skip("GET /audit is not served; the console says so")
+    page.fill("#audit-filters input[name=project]", PROJECT)
+    page.fill("#audit-filters input[name=action]", "command.requested")
+
+    def filtered_rows() -> int:
+        page.click("#audit-filters button[type=submit]")
+        page.wait_for_selector("#audit table, #audit p")
+        return page.locator("#audit .audit-table tbody tr").count()
+
+    wait_for(filtered_rows, 60, "no audit rows for the project's commands", interval=0.5)
+    actions = page.locator("#audit .audit-table tbody tr td:nth-child(5)").all_inner_texts()
+    assert actions and set(actions) == {"command.requested"}
+    assert f"project={PROJECT}" in page.url
+    page.screenshot(path=shots / "14-audit-filtered.png", full_page=True)
+
+
+def sse_clients_browser_example() -> str:
+    """The browser example of SSE_CLIENTS.md, up to its usage lines."""
+    doc = (ROOT.parent / "shared" / "SSE_CLIENTS.md").read_text()
+    block = doc.split("### Browser with EventSource", 1)[1].split("```javascript", 1)[1]
+    return block.split("// Usage", 1)[0]
+
+
+def test_the_sse_clients_browser_example_runs_from_the_console(
+    page: Any, console_system: RdevSystem
+) -> None:
+    if not (ROOT.parent / "shared" / "SSE_CLIENTS.md").exists():
+        pytest.skip("SSE_CLIENTS.md is not next to the repository")
+    page.goto("/")
+    page.wait_for_selector("#projects")
+    # The example declares `executeCommand`; the shim gives it the `process` it writes to.
+    script = (
+        "async ([project, key]) => {\n"
+        "const out = [];\n"
+        "const sink = { write: (s) => out.push(s) };\n"
+        "window.process = { stdout: sink, stderr: sink };\n"
+        f"{sse_clients_browser_example()}\n"
+        "const done = await executeCommand(project, 'echo from-the-example; exit 5', key);\n"
+        "return [done.exitCode, out.join('')];\n}"
+    )
+    result = page.evaluate(script, [PROJECT, console_system.api_key])
+    assert result == [5, "from-the-example\n"]

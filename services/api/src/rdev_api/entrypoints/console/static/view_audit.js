@@ -1,7 +1,7 @@
 // The audit log, filtered, one cursor page at a time.
 import * as api from './api.js';
 import { navigate } from './nav.js';
-import { badge, failure, formatTime, formValues, h, table } from './ui.js';
+import { badge, failure, formatTime, formValues, h, link, table } from './ui.js';
 
 const FILTERS = [
   ['actor', 'Actor (key id)'],
@@ -22,9 +22,7 @@ export async function auditView(main, params) {
 
 function filterForm(params) {
   const form = h('form', { className: 'inline', id: 'audit-filters' },
-    FILTERS.map(([name, label]) => h('label', {}, label, h('input', {
-      name, value: params.get(name) || '', type: name === 'since' || name === 'until' ? 'datetime-local' : 'text',
-    }))),
+    FILTERS.map(([name, label]) => h('label', {}, label, filterInput(name, params.get(name) || ''))),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -33,6 +31,14 @@ function filterForm(params) {
     navigate(`/?${qs}`);
   });
   return h('section', { className: 'card' }, form);
+}
+
+function filterInput(name, value) {
+  if (name === 'outcome') {
+    return h('select', { name }, ['', 'success', 'failure'].map((v) => h('option', { value: v, selected: v === value }, v || 'any')));
+  }
+  const type = name === 'since' || name === 'until' ? 'datetime-local' : 'text';
+  return h('input', { name, value, type });
 }
 
 function toIso(value) {
@@ -59,6 +65,14 @@ async function loadPage(el, query, cursor, shown) {
   );
 }
 
+// A command's entries link to its run.
+function target(row) {
+  const value = pick(row, 'target', 'subject');
+  if (!value) return '—';
+  const code = h('code', {}, value);
+  return String(row.action || '').startsWith('command.') ? link(`/?command=${encodeURIComponent(value)}`, code) : code;
+}
+
 function auditTable(rows) {
   const actor = (r) => pick(r, 'actor_name', 'actor', 'actor_id') ?? '—';
   return table(
@@ -68,7 +82,7 @@ function auditTable(rows) {
       ['Client IP', (r) => pick(r, 'client_ip', 'ip') ?? '—'],
       ['Project', (r) => r.project ?? '—'],
       ['Action', (r) => h('code', {}, r.action ?? '—')],
-      ['Target', (r) => h('code', {}, pick(r, 'target', 'subject') ?? '—')],
+      ['Target', target],
       ['Outcome', (r) => badge(r.outcome)],
     ],
     rows,
