@@ -95,3 +95,15 @@ async def test_idle_pods_are_collected_and_busy_or_recent_ones_kept(
         assert apiserver.requests[base + pod_name("a", specs["a"])] == 1
         assert apiserver.requests[base + pod_name("b", specs["b"])] == 0
         assert apiserver.requests[base + pod_name("c", specs["c"])] == 0
+
+
+async def test_concurrent_first_commands_share_one_pod(
+    apiserver: ApiServerDouble, start_run: Any
+) -> None:
+    runs = [await start_run(f"echo {i}") for i in range(3)]
+    for i, run in enumerate(runs):
+        outcome = await run.outcome()
+        assert (outcome.reason, outcome.exit_code) == ("exited", 0), run.completed()
+        assert run.lines("stdout") == [str(i)]
+    assert len(apiserver.pods) == 1
+    assert apiserver.requests[f"POST /api/v1/namespaces/{NAMESPACE}/pods"] >= 1
