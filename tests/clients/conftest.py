@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
+from tests.clients.proxy import CuttingProxy, cutting_proxy
 from tests.clients.support import (
     COMMAND,
     NODE_DIR,
@@ -16,7 +18,7 @@ from tests.clients.support import (
     await_heartbeat,
     gated_command,
 )
-from tests.support import RdevSystem
+from tests.support import RdevSystem, wait_for
 
 PROJECT = "sse-clients"
 
@@ -72,3 +74,27 @@ def scenario(request: pytest.FixtureRequest, rdev: RdevSystem, target: Target) -
         gate,
         lambda: await_heartbeat(rdev.base_url, rdev.api_key, target.project),
     )
+
+
+@pytest.fixture
+def proxy(rdev: RdevSystem) -> Iterator[CuttingProxy]:
+    """rdev behind a forwarder that can drop the open event streams."""
+    with cutting_proxy(rdev.port) as forwarder:
+        yield forwarder
+
+
+@pytest.fixture
+def reconnect(target: Target, proxy: CuttingProxy) -> Scenario:
+    """A gated run whose event stream is dropped after the client printed the first half;
+    the run resumes once the client has reconnected."""
+    gate = target.workdir / f"gate-{uuid.uuid4().hex}"
+
+    def drop_and_await_reconnect() -> None:
+        assert proxy.cut_event_streams() >= 1, "no event stream was open to drop"
+        wait_for(
+            lambda: len(proxy.event_requests) >= 2,
+            60,
+            "the client did not reconnect after its event stream was dropped",
+        )
+
+    return Scenario("reconnect", gated_command(gate.name), gate, drop_and_await_reconnect)

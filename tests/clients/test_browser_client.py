@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.clients.proxy import CuttingProxy
 from tests.clients.support import (
     ARTIFACTS,
     RELEASE_AFTER,
@@ -80,7 +81,8 @@ def finished(message: Any) -> bool:
     return bool(message.type == "error" and not message.text.startswith("Failed to load"))
 
 
-def test_browser_eventsource_example(browser: Any, target: Target, scenario: Scenario) -> None:
+def run_browser_example(browser: Any, target: Target, scenario: Scenario) -> None:
+    """Log in, open a page of `target.base_url`, run the example, check what it printed."""
     code = replace(target, command=scenario.command).apply(
         example("browser.js"), "'npm test'", js_string
     )
@@ -112,3 +114,16 @@ def test_browser_eventsource_example(browser: Any, target: Target, scenario: Sce
     assert_complete_output(
         stdout.splitlines(), stderr.splitlines(), int(result.removeprefix("Exit code: "))
     )
+
+
+def test_browser_eventsource_example(browser: Any, target: Target, scenario: Scenario) -> None:
+    run_browser_example(browser, target, scenario)
+
+
+def test_browser_example_resumes_after_a_dropped_connection(
+    browser: Any, target: Target, proxy: CuttingProxy, reconnect: Scenario
+) -> None:
+    """EventSource reconnects by itself with Last-Event-ID: no line lost, none repeated."""
+    run_browser_example(browser, replace(target, base_url=proxy.base_url), reconnect)
+    assert len(proxy.event_requests) >= 2, proxy.event_requests
+    assert proxy.event_requests[1], "the browser reconnected without Last-Event-ID"
