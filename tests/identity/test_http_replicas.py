@@ -362,6 +362,9 @@ def admin_events(nats_url: str) -> list[tuple[dict[str, Any], str]]:
         js = nc.jetstream()
         info = await js.stream_info(ADMIN)
         found = []
+        if info.state.messages == 0:
+            await nc.close()
+            return found
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(ADMIN, seq)
             found.append((json.loads(msg.data), msg.headers["Nats-Msg-Id"]))
