@@ -85,6 +85,11 @@ def test_run_shows_every_line_and_the_exit_code(page: Any, shots: Path) -> None:
     assert page.get_attribute("#L200 a.ln", "href") == "#L200"
     assert page.inner_text("#duration") != "—"
 
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = Path(download.value.path())
+    assert saved.read_text().splitlines() == [f"line {i}" for i in range(1, 201)]
+
     # a past run opens with its whole log, and a line link lands on its line
     page.goto(f"/?command={command_id}#L150")
     page.wait_for_selector("#exit-code[data-exit-code='7']", timeout=LONG_WAIT_MS)
@@ -104,6 +109,44 @@ def test_stderr_and_ansi_colours_are_distinguishable(page: Any, shots: Path) -> 
     assert red.inner_text() == "red bold"
     assert "\x1b" not in page.inner_text("#log")
     page.screenshot(path=shots / "06-stderr-and-colours.png")
+
+
+def test_ansi_renderer_covers_16_256_and_truecolour(page: Any) -> None:
+    text = "a\x1b[32mb\x1b[38;5;196mc\x1b[48;2;1;2;3md\x1b[0me\x1b[2Kf"
+    rendered = page.evaluate(
+        """async (text) => {
+          const { renderAnsi, initialStyle } = await import('/console/ansi.js');
+          const box = document.createElement('div');
+          box.appendChild(renderAnsi(text, initialStyle()));
+          return box.innerHTML;
+        }""",
+        text,
+    )
+    assert rendered == (
+        'a<span class="fg-2">b</span><span style="color: rgb(255, 0, 0);">c</span>'
+        '<span style="color: rgb(255, 0, 0); background-color: rgb(1, 2, 3);">d</span>ef'
+    )
+
+
+def test_auto_scroll_pauses_when_the_reader_scrolls_up(page: Any, shots: Path) -> None:
+    run_from_project_page(page, "for i in $(seq 1 300); do echo row $i; sleep 0.02; done")
+    page.wait_for_function("() => document.querySelectorAll('#log .line[id]').length >= 60")
+    page.eval_on_selector(
+        "#log", "el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }"
+    )
+    page.wait_for_selector("text=Auto-scroll paused")
+    seen = len(shown_lines(page))
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#log .line[id]').length >= {seen + 40}"
+    )
+    assert page.eval_on_selector("#log", "el => el.scrollTop") == 0
+    page.screenshot(path=shots / "07a-autoscroll-paused.png")
+    page.click("text=Follow output")
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    page.wait_for_function(
+        "() => { const el = document.getElementById('log');"
+        " return el.scrollTop + el.clientHeight >= el.scrollHeight - 30; }"
+    )
 
 
 def test_cancel_a_running_command(page: Any, shots: Path) -> None:
