@@ -40,8 +40,8 @@ def summary(spans: list[dict[str, Any]]) -> list[str]:
     return [f"{s['service']}:{s['name']}:{s['span_id']}<-{s['parent_span_id']}" for s in spans]
 
 
-def health_port(system: RdevSystem, service: str) -> int:
-    """The health port `rdev up` gave a service, read from that child's environment."""
+def service_process(system: RdevSystem, service: str) -> tuple[int, dict[str, str]]:
+    """The pid and environment of the service process `rdev up` started."""
     assert system.process is not None
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -53,10 +53,14 @@ def health_port(system: RdevSystem, service: str) -> int:
         except (OSError, IndexError, ValueError):
             continue
         if ppid == system.process.pid and f"rdev_{service}".encode() in cmdline:
-            for entry in environ:
-                if entry.startswith(b"RDEV_HEALTH_PORT="):
-                    return int(entry.split(b"=", 1)[1])
+            env = dict(e.decode().split("=", 1) for e in environ if b"=" in e)
+            return int(proc.name), env
     raise AssertionError(f"no {service} child of rdev up found")
+
+
+def health_port(system: RdevSystem, service: str) -> int:
+    """The health port `rdev up` gave a service, read from that child's environment."""
+    return int(service_process(system, service)[1]["RDEV_HEALTH_PORT"])
 
 
 def metrics_text(url: str) -> str:
