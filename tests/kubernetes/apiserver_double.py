@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 TOKEN = "double-token"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -322,15 +322,17 @@ class ApiServerDouble:
         container = pod["spec"]["containers"][0]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
         env.update({e["name"]: e["value"] for e in container.get("env", [])})
+        with_stdin = request.query.get("stdin", "").lower() in ("true", "1")
         proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
         self._procs.setdefault(key, set()).add(proc)
+        feeding = asyncio.create_task(self._feed_stdin(ws, proc))
         try:
             await asyncio.gather(self._pipe(ws, 1, proc.stdout), self._pipe(ws, 2, proc.stderr))
             returncode = await proc.wait()
@@ -338,7 +340,18 @@ class ApiServerDouble:
         finally:
             self._procs.get(key, set()).discard(proc)
             await ws.close()
+            feeding.cancel()
         return ws
+
+    async def _feed_stdin(self, ws: web.WebSocketResponse, proc: Any) -> None:
+        """Channel 0 to the process's stdin, closed when the client goes away."""
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.BINARY and msg.data[:1] == b"\x00" and proc.stdin:
+                    proc.stdin.write(msg.data[1:])
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
 
     async def _pipe(self, ws: web.WebSocketResponse, channel: int, stream: Any) -> None:
         while data := await stream.read(65536):

@@ -136,3 +136,19 @@ async def test_cancel_through_the_broker_kills_the_pod_command(
     completed = events[-1].data
     assert (completed["reason"], completed["exit_code"]) == ("cancelled", 143), completed
     assert await process_group_gone(pgid)
+
+
+async def test_an_executor_that_dies_leaves_nothing_running_in_the_pod(
+    executor: Any, nc: Client, apiserver: ApiServerDouble, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pgid"
+    spec = {**SPEC, "workdir": str(tmp_path)}
+    _, sub = await submit(
+        nc, f"echo $$ > {pidfile}; sleep 300 & echo started; sleep 300", tmp_path, kubernetes=spec
+    )
+    events = await events_until_completed(sub, until="output")
+    assert stdout_lines(events) == ["started"]
+    pgid = int(pidfile.read_text())
+    assert group_members(pgid)
+    os.killpg(executor.pid, signal.SIGKILL)  # its exec connection drops with it
+    assert await process_group_gone(pgid), "the dead executor's command still runs in the pod"

@@ -29,16 +29,23 @@ QUEUE_CHUNKS = 32
 # $1 command, $2 cwd, $3 pid-file name, then NAME=VALUE environment entries.
 # The background job is not a group leader, so setsid makes it a new session
 # without forking: its pid is the group id. `wait 2>/dev/null` keeps the
-# shell's "Terminated" notice out of the command's stderr.
+# shell's "Terminated" notice out of the command's stderr. The exec's stdin
+# stays open while rdev is connected; a watcher (its own group, fed fd 3 since
+# background jobs get /dev/null) kills the command when it ends, so an
+# executor that dies or loses the API server leaves nothing running.
 RUN_SCRIPT = """c=$1 d=$2 f=/tmp/rdev-$3.pid
 shift 3
 cd "$d" || exit 1
-setsid env "$@" /bin/sh -c "$c" </dev/null &
+exec 3<&0
+setsid env "$@" /bin/sh -c "$c" </dev/null 3<&- &
 p=$!
 echo "$p" > "$f"
+setsid /bin/sh -c 'cat >/dev/null; kill -9 -"$1"' rdev-watch "$p" <&3 >/dev/null 2>&1 &
+w=$!
+exec 3<&-
 wait "$p" 2>/dev/null
 r=$?
-kill -9 -"$p" 2>/dev/null
+kill -9 -"$p" -"$w" 2>/dev/null
 rm -f "$f"
 exit "$r"
 """

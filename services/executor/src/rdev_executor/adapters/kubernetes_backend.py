@@ -145,7 +145,7 @@ class KubernetesBackend:
                 command=argv,  # type: ignore[arg-type]  # a list becomes repeated params
                 stdout=True,
                 stderr=True,
-                stdin=False,
+                stdin=True,  # held open: its end tells the pod rdev is gone
                 tty=False,
                 _preload_content=False,
             )
