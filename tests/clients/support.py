@@ -94,6 +94,7 @@ DOC_BLOCKS = {
     "python_sseclient.py": "### Using sseclient-py",
     "python_aiohttp.py": "### Using aiohttp (async)",
     "go_client/main.go": "## Go",
+    "python_reconnect.py": "### Python",  # under "## Reconnection Handling"
 }
 
 

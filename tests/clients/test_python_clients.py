@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import sseclient
 
 from tests.clients.support import (
+    COMMAND,
+    RELEASE_AFTER,
     ClientOutput,
     Scenario,
     Target,
@@ -17,6 +23,8 @@ from tests.clients.support import (
     run_client,
     tool_env,
 )
+from tests.e2e.sse_helpers import submit
+from tests.support import RdevSystem
 
 pytestmark = pytest.mark.e2e
 
@@ -60,3 +68,39 @@ def test_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> 
     )
     out = ClientOutput.parse(printed)
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))
+
+
+def test_python_reconnect_example_resumes_mid_run(rdev: RdevSystem, target: Target) -> None:
+    """`connect_with_reconnect` (Reconnection Handling) picks up after the last event read."""
+    # The snippet relies on the imports of the sseclient-py example above it.
+    namespace: dict[str, Any] = {"requests": requests, "sseclient": sseclient}
+    exec(example("python_reconnect.py"), namespace)
+    connect_with_reconnect = namespace["connect_with_reconnect"]
+    with rdev.client() as client:
+        stream_id = submit(client, target.project, COMMAND)
+    url = f"{target.base_url}/projects/{target.project}/events?stream_id={stream_id}"
+
+    first = connect_with_reconnect(url, target.api_key)
+    lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    last_event_id = None
+    for event in first.events():
+        last_event_id = event.id
+        if event.event == "output":
+            data = json.loads(event.data)
+            lines[data["stream"]].append(data["line"])
+            if data["line"] == RELEASE_AFTER:
+                break
+    first.close()
+    assert last_event_id, "no event id before the break"
+
+    rest = connect_with_reconnect(url, target.api_key, last_event_id)
+    exit_code = None
+    for event in rest.events():
+        data = json.loads(event.data)
+        if event.event == "output":
+            lines[data["stream"]].append(data["line"])
+        elif event.event == "complete":
+            exit_code = data["exit_code"]
+            break
+    rest.close()
+    assert_complete_output(lines["stdout"], lines["stderr"], exit_code)
