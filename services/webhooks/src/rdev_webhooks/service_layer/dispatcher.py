@@ -20,6 +20,8 @@ from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
 log = structlog.get_logger()
 
+LANE_BUFFER = 4  # deliveries queued per worker of a lane between two scheduling rounds
+
 
 @dataclass
 class Lane:
@@ -62,7 +64,7 @@ class Dispatcher:
         now = self.ctx.clock()
         for webhook_id in await self.ctx.store.due_endpoints(now):
             lane = self._lane(webhook_id)
-            room = 2 * self.concurrency - len(lane.in_flight)
+            room = LANE_BUFFER * self.concurrency - len(lane.in_flight)
             if room <= 0:
                 continue
             due = await self.ctx.store.due_deliveries(webhook_id, now, lane.in_flight, room)
@@ -94,7 +96,8 @@ class Dispatcher:
                 log.warning("attempt failed", delivery_id=delivery_id, error=repr(exc))
             finally:
                 lane.in_flight.discard(delivery_id)
-                self.wake.set()
+                if lane.queue.empty():  # refill a drained lane now, not at the next poll
+                    self.wake.set()
 
     async def stop(self) -> None:
         tasks = [t for lane in self.lanes.values() for t in lane.workers]
