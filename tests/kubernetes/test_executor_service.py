@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from nats.aio.client import Client
 
 from rdev_common import streams, subjects
+from rdev_common.broker import free_port
 from rdev_common.events import (
     CloudEvent,
     CommandCancelRequested,
@@ -44,6 +46,7 @@ async def executor(
         "RDEV_K8S_KUBECONFIG": str(kubeconfig),
         "RDEV_K8S_NAMESPACE": NAMESPACE,
         "RDEV_KILL_GRACE_S": "2",
+        "RDEV_HEALTH_PORT": str(health_port := free_port()),
     }
     log = (tmp_path / "executor.log").open("wb")
     proc = subprocess.Popen(
@@ -53,6 +56,7 @@ async def executor(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    await wait_ready(proc, f"http://127.0.0.1:{health_port}/readyz", tmp_path / "executor.log")
     yield proc
     proc.send_signal(signal.SIGTERM)
     try:
@@ -61,6 +65,21 @@ async def executor(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()
+
+
+async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Bounded wait for the executor's /readyz (its start-up is slow on a busy machine)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            assert proc.poll() is None, f"executor exited: {log.read_text()[-2000:]}"
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"executor not ready after 120 s: {log.read_text()[-2000:]}")
 
 
 async def publish(nc: Client, event: EventData, subject: str, stream: str) -> None:
