@@ -26,7 +26,6 @@ from rdev_common.events import (
     CloudEvent,
     CommandCancelRequested,
     CommandRequested,
-    EventData,
 )
 from rdev_common.ids import new_id
 from tests.kubernetes.apiserver_double import ApiServerDouble
@@ -82,12 +81,11 @@ async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None
     raise AssertionError(f"executor not ready after 120 s: {log.read_text()[-2000:]}")
 
 
-async def publish(nc: Client, event: EventData, subject: str, stream: str) -> None:
+async def publish(
+    nc: Client, event: CommandRequested | CommandCancelRequested, subject: str, stream: str
+) -> None:
     envelope = CloudEvent.wrap(
-        event,
-        source="rdev/test",
-        subject=event.command_id,
-        project="demo",  # type: ignore[attr-defined]
+        event, source="rdev/test", subject=event.command_id, project=event.project
     )
     await nc.jetstream().publish(
         subject, envelope.to_bytes(), headers={"Nats-Msg-Id": envelope.id}, stream=stream
