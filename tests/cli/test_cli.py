@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -15,49 +14,10 @@ import httpx
 import pytest
 
 from rdev_common.broker import free_port
+from tests.cli.support import PROJECT, RUN_TIMEOUT_S, as_json, rdev_cli
 from tests.support import BIN, RdevSystem, wait_for
 
 pytestmark = pytest.mark.e2e
-
-PROJECT = "cli"
-RUN_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def project(rdev: RdevSystem) -> str:
-    rdev.create_project(PROJECT)
-    return PROJECT
-
-
-@pytest.fixture
-def cli_env(rdev: RdevSystem, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
-    env.update(
-        {
-            "RDEV_URL": rdev.base_url,
-            "RDEV_API_KEY": rdev.api_key,
-            "RDEV_CONFIG": str(tmp_path / "config.toml"),
-            "RDEV_DATA_DIR": str(tmp_path / "no-data-dir"),
-            "COLUMNS": "200",
-        }
-    )
-    return env
-
-
-def rdev_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "rdev"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def command_state(rdev: RdevSystem, command_id: str) -> dict[str, Any]:

@@ -37,8 +37,7 @@ def run_from_project_page(page: Any, command: str, priority: str = "normal") -> 
     page.select_option("#run-form select[name=priority]", priority)
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#log")
-    command_id = page.url.split("command=", 1)[1]
-    return command_id
+    return str(page.url).split("command=", 1)[1]
 
 
 def wait_status(page: Any, status: str) -> None:
@@ -288,7 +287,7 @@ def test_audit_log_with_filters(page: Any, shots: Path) -> None:
     def filtered_rows() -> int:
         page.click("#audit-filters button[type=submit]")
         page.wait_for_selector("#audit table, #audit p")
-        return page.locator("#audit .audit-table tbody tr").count()
+        return int(page.locator("#audit .audit-table tbody tr").count())
 
     wait_for(filtered_rows, 60, "no audit rows for the project's commands", interval=0.5)
     actions = page.locator("#audit .audit-table tbody tr td:nth-child(5)").all_inner_texts()
