@@ -147,6 +147,9 @@ class RdevClient:
                     if source.response.status_code >= 500:
                         raise _Transient(f"server answered {source.response.status_code}")
                     raise_for(source.response, f"command {command_id}")
+                    if source.response.status_code == 204:
+                        # rdev says this client has seen `complete` already.
+                        return dict(self.data("GET", f"/commands/{command_id}"))
                     down_since = None
                     for sse in source.iter_sse():
                         if sse.id:

@@ -43,12 +43,20 @@ export class RunStream {
       this.handlers.connection?.('reconnecting');
       return;
     }
-    // CLOSED: the browser will not retry on its own.
+    // CLOSED: the server refused the stream and the browser will not retry on its own.
     source.close();
     this.handlers.connection?.('reconnecting');
     const delay = RETRY_MS[Math.min(this.failures, RETRY_MS.length - 1)];
     this.failures += 1;
-    this.timer = setTimeout(() => this.open(), delay);
+    this.timer = setTimeout(() => this.retry(), delay);
+  }
+
+  // Retry unless the refusal was final (the session ended, the run is gone).
+  async retry() {
+    if (this.done) return;
+    const verdict = await this.handlers.probe?.();
+    if (verdict === 'stop') this.finish();
+    else this.open();
   }
 
   finish() {

@@ -29,7 +29,7 @@ export async function runView(main, commandId) {
       h('span', {}, 'duration ', parts.duration), parts.lines, parts.connection, cancel, download),
   );
   const log = new LogView(main);
-  const stream = new RunStream(cmd.project, cmd.id, handlers(parts, log, cancel));
+  const stream = new RunStream(cmd.project, cmd.id, { ...handlers(parts, log, cancel), probe: () => probe(cmd.id) });
   if (cmd.status === 'completed') cancel.disabled = true;
   stream.open();
   const watch = watchStart(cmd.id, parts);
@@ -55,6 +55,25 @@ function watchStart(commandId, parts) {
     }
   }, START_POLL_MS);
   return timer;
+}
+
+// After a refused stream: is it worth reconnecting? A lost session sends the reader to log in.
+async function probe(commandId) {
+  try {
+    await api.get(`/commands/${api.enc(commandId)}`);
+    return 'retry';
+  } catch (err) {
+    if (err.status === 401) {
+      notice('Your session has ended: log in again.');
+      window.dispatchEvent(new PopStateEvent('popstate'));
+      return 'stop';
+    }
+    if (err.status === 404 || err.status === 403) {
+      notice(err.message);
+      return 'stop';
+    }
+    return 'retry';
+  }
 }
 
 function setStatus(parts, status) {
