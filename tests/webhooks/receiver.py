@@ -37,6 +37,7 @@ class Endpoint:
     behaviour: str = "ok"
     secrets: list[str] = field(default_factory=list)
     fail_first: int = 0  # answer 500 to the first N attempts of each delivery
+    hold_attempt: int = 0  # hold requests of this attempt number until `release` is set
     release: threading.Event = field(default_factory=threading.Event)
 
 
@@ -45,7 +46,7 @@ class Receiver:
         self.port = port or free_port()
         self.endpoints: dict[str, Endpoint] = {}
         self.received: list[Received] = []
-        self.arrived: list[str] = []  # paths, as requests come in (before any answer)
+        self.arrived: list[tuple[str, int]] = []  # (path, attempt) as requests come in
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -91,13 +92,13 @@ class Receiver:
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> int:
         lower = {k.lower(): v for k, v in headers.items()}
+        attempt = int(lower.get("webhook-attempt", "0"))
         with self.lock:
-            self.arrived.append(path)
+            self.arrived.append((path, attempt))
         endpoint = self.endpoints.get(path, Endpoint())
         verdicts = [_verifies(secret, body, lower) for secret in endpoint.secrets]
-        attempt = int(lower.get("webhook-attempt", "0"))
         status = self._status(endpoint, attempt)
-        if endpoint.behaviour == "hang":
+        if endpoint.behaviour == "hang" or attempt == endpoint.hold_attempt:
             endpoint.release.wait(120)
         record = Received(
             path,
@@ -118,6 +119,10 @@ class Receiver:
         if attempt <= endpoint.fail_first:
             return 500
         return {"ok": 200, "fail": 500, "gone": 410, "busy": 429, "hang": 200}[endpoint.behaviour]
+
+    def arrivals(self, path: str, attempt: int | None = None) -> int:
+        with self.lock:
+            return sum(1 for p, a in self.arrived if p == path and attempt in (None, a))
 
     def at(self, path: str) -> list[Received]:
         with self.lock:

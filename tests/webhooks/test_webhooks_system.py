@@ -190,7 +190,7 @@ def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
         # attempt: its requests are still held open by the receiver.
         assert _verified(receiver.at("/fast"))
         assert receiver.at("/hang") == []
-        in_flight = receiver.arrived.count("/hang")
+        in_flight = receiver.arrivals("/hang")
         assert 1 <= in_flight <= 4, f"{in_flight} requests held by the hanging endpoint"
         hung = deliveries(client, "wh-hang", slow["id"])
         assert all(d["status"] == "pending" and d["last_error"] is None for d in hung)
@@ -235,22 +235,27 @@ async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
 def test_killed_mid_schedule_the_schedule_continues_without_loss_or_repeat(
     system: RdevSystem, receiver: Receiver, client: httpx.Client
 ) -> None:
+    """Kill the webhooks service while second attempts are on the wire (the receiver holds
+    them): they are closed as interrupted, the schedule goes on, no attempt is sent twice."""
     system.create_project("wh-kill")
-    receiver.endpoint("/flaky", fail_first=3)
+    flaky = receiver.endpoint("/flaky", fail_first=3, hold_attempt=2)
     hook = register(client, receiver, "wh-kill", "/flaky")
     for i in range(3):
         submit(client, "wh-kill", f"echo {i}")
     expected = 3 * EVENTS_PER_RUN
-    wait_for(lambda: any(r.attempt >= 2 for r in receiver.at("/flaky")), WAIT, "second attempts")
+    wait_for(lambda: receiver.arrivals("/flaky", attempt=2), WAIT, "a second attempt on the wire")
     before = child_pid(system, "rdev_webhooks")
     assert before is not None, "no webhooks service under rdev up"
     os.kill(before, signal.SIGKILL)
+    flaky.release.set()
     wait_for(lambda: (child_pid(system, "rdev_webhooks") or before) != before, WAIT, "restart")
     found = wait_all_succeeded(client, "wh-kill", hook["id"], expected, timeout=240)
     got = receiver.at("/flaky")
     assert _verified(got)
     pairs = Counter((r.webhook_id, r.attempt) for r in got)
     assert all(n == 1 for n in pairs.values()), f"an attempt was sent twice: {pairs}"
+    assert {r.webhook_id for r in got} == {d["id"] for d in found}
+    interrupted = 0
     for d in found:
         history = delivery(client, "wh-kill", hook["id"], d["id"])["history"]
         assert [a["n"] for a in history] == list(range(1, d["attempts"] + 1))
@@ -258,7 +263,10 @@ def test_killed_mid_schedule_the_schedule_continues_without_loss_or_repeat(
         for a in history:
             # An attempt the receiver never saw can only be one the kill cut short.
             assert a["n"] in seen or a["outcome"] == "interrupted", (d["id"], a)
-        assert any(r.status == 200 for r in got if r.webhook_id == d["id"])
+        interrupted += sum(a["outcome"] == "interrupted" for a in history)
+        assert history[-1]["outcome"] == "succeeded"
+        assert sum(r.status == 200 for r in got if r.webhook_id == d["id"]) == 1
+    assert interrupted >= 1, "the kill should have cut at least one attempt short"
 
 
 def test_unknown_webhook_and_scope(system: RdevSystem, client: httpx.Client) -> None:
