@@ -70,7 +70,9 @@ class Receiver:
                 try:
                     self.send_response(status)
                     if status in (429, 503):
-                        self.send_header("Retry-After", "1")
+                        self.send_header("Retry-After", "7")
+                    if status == 302:
+                        self.send_header("Location", receiver.url("/elsewhere"))
                     self.send_header("content-length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -118,7 +120,9 @@ class Receiver:
     def _status(endpoint: Endpoint, attempt: int) -> int:
         if attempt <= endpoint.fail_first:
             return 500
-        return {"ok": 200, "fail": 500, "gone": 410, "busy": 429, "hang": 200}[endpoint.behaviour]
+        return {"ok": 200, "fail": 500, "gone": 410, "busy": 429, "hang": 200, "moved": 302}[
+            endpoint.behaviour
+        ]
 
     def arrivals(self, path: str, attempt: int | None = None) -> int:
         with self.lock:

@@ -176,3 +176,43 @@ async def test_delivery_time_guard_refuses_loopback_even_if_registered() -> None
         assert result.status_code == 200 and len(receiver.at("/x")) == 1
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "retry_after"),
+    [("ok", 200, None), ("moved", 302, None), ("busy", 429, 7.0), ("gone", 410, None)],
+)
+async def test_sender_outcomes(behaviour: str, status: int, retry_after: float | None) -> None:
+    """3xx is a failure and is not followed; Retry-After is read on 429/503."""
+    receiver = Receiver()
+    receiver.endpoint("/x", behaviour=behaviour)
+    receiver.start()
+    sender = HttpxWebhookSender(timeout_s=5, allow_private=True)
+    try:
+        endpoint = Endpoint("w1", "p", receiver.url("/x"), ["*"], [signing.generate_secret()], True)
+        result = await sender.send(endpoint, Delivery("msg_1", "w1", "e1", "t", "{}", 0), 1)
+    finally:
+        await sender.aclose()
+        receiver.stop()
+    assert result.status_code == status
+    assert result.succeeded is (status == 200)
+    assert result.gone is (status == 410)
+    assert result.retry_after_s == retry_after
+    assert receiver.at("/elsewhere") == []
+
+
+async def test_a_request_past_its_timeout_is_a_failure() -> None:
+    receiver = Receiver()
+    receiver.endpoint("/slow", behaviour="hang")
+    receiver.start()
+    sender = HttpxWebhookSender(timeout_s=0.5, allow_private=True)
+    try:
+        endpoint = Endpoint(
+            "w1", "p", receiver.url("/slow"), ["*"], [signing.generate_secret()], True
+        )
+        result = await sender.send(endpoint, Delivery("msg_1", "w1", "e1", "t", "{}", 0), 1)
+    finally:
+        await sender.aclose()
+        receiver.stop()
+    assert result.status_code is None and result.error == "timed out after 0.5s"
+    assert not result.succeeded
