@@ -47,6 +47,34 @@ def gated_command(gate: str) -> str:
     return f"{loop.format(1, HALF)}; {wait}; {loop.format(HALF + 1, LINES)}; exit 7"
 
 
+# Lines wider than the executor's split point, in the characters whose JSON encoding is
+# widest: control characters (6 bytes each, \u0001) and astral-plane ones (4 bytes of UTF-8).
+LONG_LINES = {
+    "ascii": "x" * 20_000,
+    "control": chr(1) * 20_000,
+    "emoji": chr(0x1F600) * 20_000,
+}
+
+
+def long_line_command(kind: str) -> str:
+    """A command printing LONG_LINES[kind] on stdout."""
+    line = LONG_LINES[kind]
+    return f'python3 -c "print(chr({ord(line[0])}) * {len(line)})"'
+
+
+def assert_long_line(out: ClientOutput, kind: str) -> None:
+    """The line arrives whole, split into the pieces rdev sends, and nothing else.
+
+    rdev splits a line wider than its limit into pieces flagged `partial`; a piece read
+    before the rest of the line arrived may be followed by an empty one that ends it.
+    """
+    assert out.stderr == []
+    pieces = out.stdout
+    assert "".join(pieces) == LONG_LINES[kind], (
+        f"got {len(pieces)} pieces: {[len(p) for p in pieces]}"
+    )
+
+
 @dataclass(frozen=True)
 class Scenario:
     """The command a client runs; a gated one finishes only once `release()` is called."""
@@ -225,6 +253,8 @@ def tool_env(**extra: str) -> dict[str, str]:
     for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env.pop(proxy, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    # Like a user's terminal: UTF-8 whatever the locale of the test machine.
+    env["PYTHONUTF8"] = "1"
     env.update(extra)
     return env
 
@@ -244,9 +274,15 @@ def run_client(
     """
     lines: queue.Queue[str | None] = queue.Queue()
     with (
-        tempfile.TemporaryFile("w+") as errors,
+        tempfile.TemporaryFile("w+", encoding="utf-8") as errors,
         subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            encoding="utf-8",
         ) as process,
     ):
         assert process.stdout is not None

@@ -14,12 +14,15 @@ import sseclient
 
 from tests.clients.support import (
     COMMAND,
+    LONG_LINES,
     RELEASE_AFTER,
     ClientOutput,
     Scenario,
     Target,
     assert_complete_output,
+    assert_long_line,
     example,
+    long_line_command,
     run_client,
     tool_env,
 )
@@ -54,7 +57,7 @@ def test_sseclient_py_example(target: Target, scenario: Scenario, tmp_path: Path
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))
 
 
-def test_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
+def run_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> ClientOutput:
     code = replace(target, command=scenario.command).apply(
         example("python_aiohttp.py"), "'make build'", repr
     )
@@ -66,8 +69,20 @@ def test_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> 
         scenario=scenario,
         artifact=f"python_aiohttp-{scenario.name}.log",
     )
-    out = ClientOutput.parse(printed)
+    return ClientOutput.parse(printed)
+
+
+def test_aiohttp_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
+    out = run_aiohttp_example(target, scenario, tmp_path)
     assert_complete_output(out.stdout, out.stderr, out.exit_code("Exit code: "))
+
+
+@pytest.mark.parametrize("kind", sorted(LONG_LINES))
+def test_aiohttp_example_with_the_longest_lines(target: Target, kind: str, tmp_path: Path) -> None:
+    """aiohttp reads lines of up to 128 KiB: rdev's widest `data:` lines must fit."""
+    out = run_aiohttp_example(target, Scenario(f"long-{kind}", long_line_command(kind)), tmp_path)
+    assert_long_line(out, kind)
+    assert out.exit_code("Exit code: ") == 0
 
 
 def test_python_reconnect_example_resumes_mid_run(rdev: RdevSystem, target: Target) -> None:
