@@ -30,6 +30,7 @@ def lifecycle_handler(
                 seq=seq,
                 now=datetime.now(UTC),
                 schedule=schedule,
+                subject=msg.subject,
             )
         except (ValidationError, ValueError, UnicodeDecodeError):
             log.error("unreadable lifecycle event terminated", subject=msg.subject, seq=seq)

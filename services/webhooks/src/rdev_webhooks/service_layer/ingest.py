@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import uuid6
 
 from rdev_common.events import CloudEvent
+from rdev_common.subjects import parse_run_subject
 from rdev_common.webhook_rules import matches
 from rdev_webhooks.domain.model import NewDelivery
 from rdev_webhooks.domain.schedule import RetrySchedule
@@ -26,17 +27,19 @@ async def ingest(
     seq: int,
     now: datetime,
     schedule: RetrySchedule,
+    subject: str | None = None,
 ) -> int:
     """Record deliveries for one event; idempotent, so a redelivered event adds nothing."""
     event = CloudEvent.from_bytes(raw)
-    if not event.project:
+    project = event.project or (parse_run_subject(subject)[0] if subject else None)
+    if not project:
         return 0
     due = now + timedelta(seconds=schedule.first_delay())
     deliveries = [
         NewDelivery(
             id=delivery_id(),
             webhook_id=endpoint.id,
-            project=event.project,
+            project=project,
             event_id=event.id,
             event_type=event.type,
             stream=stream,
@@ -45,7 +48,7 @@ async def ingest(
             payload=raw.decode(),
             next_attempt_at=due,
         )
-        for endpoint in await store.endpoints_of(event.project)
+        for endpoint in await store.endpoints_of(project)
         if endpoint.enabled and matches(endpoint.events, event.type)
     ]
     return await store.add_deliveries(deliveries) if deliveries else 0
