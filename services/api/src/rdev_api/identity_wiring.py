@@ -77,7 +77,10 @@ async def start_identity(
     sessions: async_sessionmaker[AsyncSession],
     services: Services,
 ) -> IdentityRuntime:
-    await ensure_rate_limit_stream(js, settings)
+    try:
+        await ensure_rate_limit_stream(js, settings)
+    except Exception as exc:  # e.g. a server without counters: the limiter then fails open
+        log.error("rate-limit stream unavailable, requests are not limited", error=str(exc))
     relay = OutboxRelay(sessions, nats_publisher(js), poll_s=settings.outbox_poll_s)
     cache = IdentityCache(settings.identity_cache_ttl_s)
     services.uow = lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache)

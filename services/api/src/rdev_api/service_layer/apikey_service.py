@@ -187,7 +187,13 @@ async def flush_usage(uow: UnitOfWork, usage: dict[str, datetime]) -> int:
         return 0
     batch = dict(usage)
     usage.clear()
-    async with uow:
-        await uow.api_keys.touch(batch)
-        await uow.commit()
+    try:
+        async with uow:
+            await uow.api_keys.touch(batch)
+            await uow.commit()
+    except Exception:
+        for key_id, at in batch.items():  # kept for the next flush, unless newer arrived
+            if usage.get(key_id) is None or usage[key_id] < at:
+                usage[key_id] = at
+        raise
     return len(batch)
