@@ -115,8 +115,6 @@ def env_map(values: dict[str, str], field: str = "env") -> dict[str, str]:
     if len(values) > MAX_ENV_VARS:
         raise ValidationFailed(f"{field} has more than {MAX_ENV_VARS} variables", field=field)
     for name, value in env_vars(values, field).items():
-        if name.upper() in RESERVED_ENV:
-            raise ValidationFailed(f"{field}.{name} is reserved", field=f"{field}.{name}")
         if len(value.encode()) > MAX_ENV_VALUE_BYTES:
             raise ValidationFailed(
                 f"{field}.{name} is longer than {MAX_ENV_VALUE_BYTES} bytes",
