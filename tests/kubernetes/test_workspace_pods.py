@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from rdev_common.circuit_breaker import CircuitBreaker
+from rdev_common.events import CommandRequested
 from rdev_executor.adapters.k8s_pods import WorkspacePods, is_api_failure
 from rdev_executor.adapters.k8s_spec import KubernetesSpec, pod_name
+from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
 from tests.kubernetes.apiserver_double import ApiServerDouble
 from tests.kubernetes.conftest import NAMESPACE, SPEC
 
@@ -107,3 +110,30 @@ async def test_concurrent_first_commands_share_one_pod(
         assert run.lines("stdout") == [str(i)]
     assert len(apiserver.pods) == 1
     assert apiserver.requests[f"POST /api/v1/namespaces/{NAMESPACE}/pods"] >= 1
+
+
+async def test_the_backend_collects_its_idle_pod_but_never_a_busy_one(
+    apiserver: ApiServerDouble, kubeconfig: Path, tmp_path: Path
+) -> None:
+    backend = KubernetesBackend(
+        KubernetesOptions(namespace=NAMESPACE, idle_gc_s=1.0, kubeconfig=str(kubeconfig))
+    )
+    try:
+        req = CommandRequested(
+            command_id="c1",
+            project="demo",
+            command="sleep 3; echo survived",
+            kubernetes={"image": "img", "workdir": str(tmp_path)},
+        )
+        process = await backend.start(req, {})
+        output = b"".join([c.data async for c in process.output()])
+        assert await process.wait() == 0 and output == b"survived\n"
+        touches = [k for k in apiserver.requests if k.startswith("PATCH")]
+        assert touches, "the running command's pod was never marked as used"
+        for _ in range(200):  # idle for 1 s, collected on the next sweep
+            if not apiserver.pods:
+                break
+            await asyncio.sleep(0.05)
+        assert not apiserver.pods, "the idle pod was not collected"
+    finally:
+        await backend.aclose()
