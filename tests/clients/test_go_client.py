@@ -24,18 +24,6 @@ from tests.clients.support import (
 pytestmark = pytest.mark.e2e
 
 
-# Go's bufio.Scanner, which the example reads the stream with, stops at lines over 64 KiB.
-SCANNER_LIMIT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "rdev splits output lines at RDEV_OUTPUT_MAX_LINE_CHARS=16384 characters; JSON-encoded "
-        "(up to 6 bytes a character) such a piece makes a `data:` line over the 64 KiB that "
-        "Go's bufio.Scanner in the example accepts, so the example panics: the split point "
-        "must bound the encoded size"
-    ),
-)
-
-
 def run_go_example(target: Target, scenario: Scenario, tmp_path: Path) -> ClientOutput:
     go = require_tool("go", "the Go example (Debian package golang-go)")
     code = replace(target, command=scenario.command).apply(
@@ -71,8 +59,8 @@ def test_go_example(target: Target, scenario: Scenario, tmp_path: Path) -> None:
     "kind",
     [
         "ascii",
-        pytest.param("control", marks=SCANNER_LIMIT),
-        pytest.param("emoji", marks=SCANNER_LIMIT),
+        "control",
+        "emoji",
     ],
 )
 def test_go_example_with_the_longest_lines(target: Target, kind: str, tmp_path: Path) -> None:
