@@ -27,34 +27,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ProjectCreate(Strict):
-    id: str = Field(description="slug: a-z, 0-9 and '-'")
-    workdir: str = Field(description="absolute path of an existing directory")
-    env: dict[str, str] = Field(default_factory=dict)
-
-
-class ProjectOut(BaseModel):
-    id: str
-    workdir: str | None
-    env: dict[str, str]
-    max_concurrency: int | None
-    default_timeout_s: float | None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, project: Project) -> ProjectOut:
-        return cls(
-            id=project.id,
-            workdir=project.workdir,
-            env=project.env,
-            max_concurrency=project.max_concurrency,
-            default_timeout_s=project.default_timeout_s,
-            created_at=project.created_at,
-            updated_at=project.updated_at,
-        )
-
-
 class ShellRequest(Strict):
     command: str = Field(description="run by /bin/sh -c in the project's workdir")
     priority: Priority = Priority.NORMAL
