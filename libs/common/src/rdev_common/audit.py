@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,7 +69,7 @@ class AuditContent:
     details: str
 
     def canonical(self) -> bytes:
-        fields = asdict(self)
+        fields: dict[str, Any] = {name: getattr(self, name) for name in CONTENT_FIELDS}
         fields["time"] = iso(self.time)
         return canonical_json(fields).encode()
 

@@ -74,5 +74,8 @@ async def run(settings: AuditSettings) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await nc.drain()
+    for loop in loops:
+        await loop.feed.close()
+    # Batches are acknowledged only after their commit, so closing loses nothing.
+    await nc.close()
     await engine.dispose()

@@ -50,6 +50,14 @@ class SqlAlchemyProjectionUnitOfWork:
         row = {name: getattr(content, name) for name in content.__dataclass_fields__}
         self._rows.append({**row, "prev_hash": prev_hash, "hash": hash_})
 
+    async def preload_commands(self, command_ids: set[str]) -> None:
+        wanted = sorted(command_ids - self._commands.keys())
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            stmt = select(CommandHistoryRow).where(CommandHistoryRow.id.in_(chunk))
+            found = {r.id: r for r in (await self.session.execute(stmt)).scalars()}
+            self._commands.update({cid: found.get(cid) for cid in chunk})
+
     async def _command(self, command_id: str) -> CommandHistoryRow | None:
         if command_id not in self._commands:
             self._commands[command_id] = await self.session.get(CommandHistoryRow, command_id)

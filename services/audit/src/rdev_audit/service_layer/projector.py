@@ -103,6 +103,8 @@ async def project(
         if position.generation != generation:
             raise Resync(f"{source.stream} is at generation {position.generation}")
         last_seq, last_hash = position.last_seq, position.last_hash
+        if source.kind == "lifecycle":
+            await uow.preload_commands({_command_id(m.subject) for m in batch})
         for msg in batch:
             if msg.seq <= last_seq:
                 continue
@@ -113,6 +115,12 @@ async def project(
                 raise Resync(f"{source.stream} position moved during the batch")
             await uow.commit()
     return Position(source.stream, last_seq, last_hash, generation)
+
+
+def _command_id(subject: str) -> str:
+    """`rdev.runs.<project>.<command_id>.<kind>` → command id (a hint; events are authoritative)."""
+    parts = subject.split(".")
+    return parts[3] if len(parts) == 5 else ""
 
 
 async def current_position(uow: ProjectionUnitOfWork, stream: str) -> Position:
