@@ -114,6 +114,7 @@ class ApiServerDouble:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.failing = False  # answer every request 503, as an overloaded API server
+        self.forbidden_namespaces: set[str] = set()  # where RBAC grants nothing
 
     @property
     def url(self) -> str:
@@ -174,6 +175,10 @@ class ApiServerDouble:
             return status(401, "Unauthorized", "Unauthorized")
         if self.failing:
             return status(503, "ServiceUnavailable", "the server is currently unable to respond")
+        ns = request.match_info.get("ns")
+        if ns in self.forbidden_namespaces:
+            message = f'pods "x" is forbidden: User cannot get resource pods in the namespace {ns}'
+            return status(403, "Forbidden", message)
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -64,7 +64,10 @@ async def test_an_open_breaker_sends_nothing_to_the_api_server(
     apiserver.failing = True
     for _ in range(3):
         outcome = await (await start_run("true")).outcome()
-        assert "the Kubernetes API failed: (503)" in (outcome.error or ""), outcome.error
+        assert outcome.error == (
+            "the Kubernetes API failed: 503 Service Unavailable: "
+            "the server is currently unable to respond"
+        )
     assert backend.breaker.state is State.OPEN
     seen = sum(apiserver.requests.values())
     for _ in range(5):
@@ -107,3 +110,16 @@ async def test_a_kubernetes_project_never_falls_back_to_the_host(tmp_path: Path)
     )
     with pytest.raises(KubernetesDisabled, match="RDEV_EXECUTOR_BACKEND=local"):
         await routing.start(req, {})
+
+
+async def test_a_refusal_is_reported_in_one_line_and_does_not_open_the_breaker(
+    apiserver: ApiServerDouble, backend: KubernetesBackend, start_run: Any
+) -> None:
+    apiserver.forbidden_namespaces.add("other")
+    for _ in range(4):
+        outcome = await (await start_run("true", spec={"namespace": "other"})).outcome()
+        assert outcome.error == (
+            'the Kubernetes API refused: 403 Forbidden: pods "x" is forbidden: '
+            "User cannot get resource pods in the namespace other"
+        ), outcome.error
+    assert backend.breaker.state is State.CLOSED

@@ -7,6 +7,7 @@ API server makes commands fail fast instead of piling up behind timeouts.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,17 @@ def is_api_failure(exc: BaseException) -> bool:
     if isinstance(exc, ApiException | aiohttp.ClientResponseError):
         return exc.status is None or exc.status >= 500 or exc.status == 429
     return isinstance(exc, aiohttp.ClientError | OSError | TimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an API error: status, reason and the Status message, no headers."""
+    if not isinstance(exc, ApiException):
+        return str(exc)
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{exc.status} {exc.reason}" + (f": {message}" if message else "")
 
 
 def is_ready(pod: Any) -> bool:

@@ -21,13 +21,19 @@ import aiohttp
 import structlog
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient
 from prometheus_client import Enum
 
 from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, StateChange
 from rdev_common.events import CommandRequested
 from rdev_executor.adapters.k8s_exec import KubernetesProcess, kill_argv, run_argv
-from rdev_executor.adapters.k8s_pods import WorkspacePods, gone_reason, is_api_failure
+from rdev_executor.adapters.k8s_pods import (
+    WorkspacePods,
+    describe,
+    gone_reason,
+    is_api_failure,
+)
 from rdev_executor.adapters.k8s_spec import CONTAINER, ENV_NAME, KubernetesSpec
 
 log = structlog.get_logger()
@@ -87,13 +93,16 @@ class KubernetesBackend:
             return await self._start_in_pod(request, spec, extra_env)
         except Exception as exc:
             if is_api_failure(exc):
-                raise KubernetesUnavailable(f"the Kubernetes API failed: {exc}") from exc
+                raise KubernetesUnavailable(f"the Kubernetes API failed: {describe(exc)}") from exc
+            if isinstance(exc, ApiException):
+                raise KubernetesUnavailable(f"the Kubernetes API refused: {describe(exc)}") from exc
             raise
 
     async def _start_in_pod(
         self, request: CommandRequested, spec: KubernetesSpec, extra_env: dict[str, str]
     ) -> KubernetesProcess:
         pods = await self._workspace_pods()
+        self._collect_in(self.options.namespace)  # also orphans of earlier executors
         self._collect_in(spec.namespace)
         name = await pods.ensure(request.project, spec)
         env = {k: v for k, v in {**request.env, **extra_env}.items() if ENV_NAME.match(k)}
