@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker
+from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State
 from rdev_common.metrics import circuit_state_recorder
 from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
@@ -64,6 +64,8 @@ class Dispatcher:
         now = self.ctx.clock()
         for webhook_id in await self.ctx.store.due_endpoints(now):
             lane = self._lane(webhook_id)
+            if lane.breaker.state is State.OPEN:
+                continue  # its deliveries stay due in SQL until the cool-down is over
             room = LANE_BUFFER * self.concurrency - len(lane.in_flight)
             if room <= 0:
                 continue
