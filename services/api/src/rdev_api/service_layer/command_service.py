@@ -53,6 +53,7 @@ async def submit(
         priority=priority,
         timeout_s=validation.timeout(timeout_s or project.default_timeout_s, max_timeout_s),
         workdir=project.workdir,
+        kubernetes=project.kubernetes,
         max_concurrency=project.max_concurrency,
         cwd=validation.relative_cwd(cwd) if cwd else None,
         env={**project.env, **validation.env_vars(env)},
