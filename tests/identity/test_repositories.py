@@ -1,9 +1,12 @@
-"""Contract tests of the SQLAlchemy adapters, on SQLite and on PostgreSQL."""
+"""Contract tests of the repositories: the same cases against the in-memory fake, SQLite
+and PostgreSQL; the outbox relay against both databases."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +16,29 @@ from rdev_api.adapters.outbox_relay import OutboxRelay
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.domain.model import ApiKey, Project, Scope
 from rdev_api.domain.ratelimit import RateLimitPolicy
+from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.tables import OutboxRow
 from rdev_common.events import ApiKeyRevoked, CloudEvent
+from tests.identity.conftest import fresh_database
+from tests.identity.fakes import FakeUnitOfWork, Store
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+@pytest.fixture(params=["fake", "sqlite", "postgresql"])
+async def new_uow(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """A factory of units of work over one empty store of the given kind."""
+    if request.param == "fake":
+        store = Store()
+        yield lambda: FakeUnitOfWork(store)
+        return
+    databases = fresh_database(request.param, tmp_path)
+    url = next(databases)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    yield lambda: SqlAlchemyUnitOfWork(sessions)
+    await engine.dispose()
+    next(databases, None)
 
 
 def a_key(key_id: str = "k1", **fields: Any) -> ApiKey:
@@ -31,17 +53,17 @@ def a_key(key_id: str = "k1", **fields: Any) -> ApiKey:
     )
 
 
-async def test_keys_round_trip_with_policies_and_rotation(sessions: Any) -> None:
+async def test_keys_round_trip_with_policies_and_rotation(new_uow: Any) -> None:
     key = a_key(
         projects=frozenset({"alpha"}),
         allowed_ips=("10.0.0.0/8",),
         expires_at=NOW + timedelta(days=1),
         rate_limits={"submit": RateLimitPolicy("submit", 5, 60)},
     )
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         await uow.api_keys.add(key)
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         assert await uow.api_keys.get("k1") == key
         assert await uow.api_keys.get_by_hash("hash-k1") == key
         assert await uow.api_keys.count() == 1
@@ -56,31 +78,31 @@ async def test_keys_round_trip_with_policies_and_rotation(sessions: Any) -> None
         assert found is not None
         await uow.api_keys.update(rotated)
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         assert await uow.api_keys.get_by_hash("hash-new") == rotated
         assert await uow.api_keys.get_by_hash("hash-k1") == rotated  # the previous secret
         assert await uow.api_keys.get_by_hash("hash-unknown") is None
         assert await uow.api_keys.list() == [rotated]
 
 
-async def test_last_used_only_moves_forward(sessions: Any) -> None:
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+async def test_last_used_only_moves_forward(new_uow: Any) -> None:
+    async with new_uow() as uow:
         await uow.api_keys.add(a_key("k1"))
         await uow.api_keys.add(a_key("k2"))
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         await uow.api_keys.touch({"k1": NOW, "k2": NOW + timedelta(seconds=5)})
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         await uow.api_keys.touch({"k1": NOW - timedelta(hours=1)})
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         k1, k2 = await uow.api_keys.get("k1"), await uow.api_keys.get("k2")
     assert k1 is not None and k1.last_used_at == NOW
     assert k2 is not None and k2.last_used_at == NOW + timedelta(seconds=5)
 
 
-async def test_projects_round_trip_update_and_remove(sessions: Any) -> None:
+async def test_projects_round_trip_update_and_remove(new_uow: Any) -> None:
     project = Project(
         id="alpha",
         workdir="/srv/alpha",
@@ -92,20 +114,20 @@ async def test_projects_round_trip_update_and_remove(sessions: Any) -> None:
         default_timeout_s=30.0,
         command_policy={"allow": ["npm *"], "deny": []},
     )
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         await uow.projects.add(project)
         await uow.commit()
     changed = replace(project, env={}, secrets={"TOKEN": "t"}, updated_at=NOW + timedelta(1))
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         assert await uow.projects.get_for_update("alpha") == project
         await uow.projects.update(changed)
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         assert await uow.projects.get("alpha") == changed
         assert await uow.projects.list() == [changed]
         await uow.projects.remove("alpha")
         await uow.commit()
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
+    async with new_uow() as uow:
         assert await uow.projects.get("alpha") is None
 
 
