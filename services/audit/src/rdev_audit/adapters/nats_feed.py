@@ -44,6 +44,15 @@ class NatsPositionedFeed:
         await ensure_consumer(self.js, self.consumer)
         info: StreamInfo = await self.js.stream_info(self.consumer.stream)
         end = (info.state.last_seq or 0) + 1
+        first = info.state.first_seq or 1
+        if next_seq < first and end > 1:
+            # Retention removed events this projection never saw: they are gone for good.
+            log.error(
+                "events aged out before they were projected",
+                stream=self.consumer.stream,
+                missing_from=next_seq,
+                missing_to=first - 1,
+            )
         await self.js.reset_consumer(self.consumer.stream, self.durable, seq=min(next_seq, end))
         self._sub = await self.js.pull_subscribe_bind(self.durable, self.consumer.stream)
         self._next_delivery = 1

@@ -1,0 +1,171 @@
+"""AsyncAPI 3.0 document of rdev's NATS subjects, generated from the event models.
+
+    python -m rdev_common.asyncapi > docs/asyncapi.json
+
+The payload schemas are the pydantic models' JSON schemas, so the document cannot
+drift from the code; a test regenerates it and compares. (FastStream can emit
+AsyncAPI too, but only for handlers declared through a FastStream broker; rdev's
+services use nats-py directly, so a FastStream app kept only for documentation
+would be a second, unchecked description of the same subjects.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from rdev_common import streams, subjects
+from rdev_common.events import (
+    ADMIN_EVENTS,
+    CloudEvent,
+    CommandCancelRequested,
+    CommandCompleted,
+    CommandOutput,
+    CommandRequested,
+    CommandStarted,
+    EventData,
+)
+from rdev_common.webhook_events import ADMIN_ACTIONS, DeliveryAttempted, WebhookDisabled
+
+CONTRACT_VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Channel:
+    model: type[EventData]
+    address: str
+    stream: str
+    description: str
+
+
+def _run_channel(model: type[EventData], description: str) -> Channel:
+    kind = model.kind.split(".", 1)[1]
+    address = f"{subjects.RUNS_PREFIX}.{{project}}.{{command_id}}.{kind}"
+    return Channel(model, address, streams.RUNS, description)
+
+
+def channels() -> list[Channel]:
+    """Every event type on the subject it is published on (or mirrored to)."""
+    found = [
+        Channel(
+            CommandRequested,
+            f"{subjects.COMMANDS_PREFIX}.{{priority}}.{{project}}.{{command_id}}",
+            streams.COMMANDS,
+            "A command was accepted. Mirrored server-side into RDEV_RUNS as "
+            "`rdev.runs.{project}.{command_id}.requested` and into RDEV_LIFECYCLE.",
+        ),
+        _run_channel(CommandStarted, "An executor started the command."),
+        _run_channel(CommandOutput, "A batch of output lines (RDEV_RUNS only)."),
+        _run_channel(CommandCompleted, "The run ended; exactly one per run."),
+        _run_channel(CommandCancelRequested, "Someone asked to cancel the run."),
+    ]
+    admin = [*ADMIN_EVENTS, *ADMIN_ACTIONS.values()]
+    for model in admin:
+        entity, action = model.kind.split(".", 1)
+        address = subjects.admin(entity, action)
+        found.append(Channel(model, address, streams.ADMIN, f"Admin change: {model.kind}."))
+    for model in (DeliveryAttempted, WebhookDisabled):
+        kind = model.kind.split(".", 1)[1]
+        address = f"{subjects.WEBHOOKS_PREFIX}.{{webhook_id}}.{kind}"
+        found.append(Channel(model, address, streams.WEBHOOKS, f"Webhook event: {model.kind}."))
+    return found
+
+
+def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF)
+    defs.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _name(model: type[EventData]) -> str:
+    return model.__name__[0].lower() + model.__name__[1:]
+
+
+def _parameters(address: str) -> dict[str, Any]:
+    names = [part[1:-1] for part in address.split(".") if part.startswith("{")]
+    return {name: {"description": f"the {name.replace('_', ' ')} token"} for name in names}
+
+
+def _message(model: type[EventData]) -> dict[str, Any]:
+    envelope = {
+        "allOf": [
+            {"$ref": REF.format(model="CloudEvent")},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": model.event_type()},
+                    "data": {"$ref": REF.format(model=model.__name__)},
+                },
+            },
+        ]
+    }
+    return {
+        "name": model.event_type(),
+        "title": model.kind,
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "Nats-Msg-Id": {"type": "string", "description": "the event id (de-duplication)"},
+                "traceparent": {"type": "string", "description": "W3C trace context"},
+            },
+        },
+        "payload": envelope,
+    }
+
+
+def document() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent, defs)}
+    out_channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for channel in channels():
+        name = _name(channel.model)
+        schemas[channel.model.__name__] = _schema(channel.model, defs)
+        messages[name] = _message(channel.model)
+        out_channels[name] = {
+            "address": channel.address,
+            "description": f"{channel.description} Stream: {channel.stream}.",
+            "parameters": _parameters(channel.address),
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "x-rdev-stream": channel.stream,
+        }
+        operations[f"receive_{name}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": f"Subscribe to {channel.model.kind}",
+        }
+    schemas.update(defs)
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "rdev events",
+            "version": CONTRACT_VERSION,
+            "description": (
+                "CloudEvents 1.0 (JSON structured mode) that rdev publishes on NATS JetStream. "
+                "Each event type carries its own version in `type` (…v1); a change of shape "
+                "is a new type, never an edit. See docs/events.md."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "nats": {"host": "localhost:4222", "protocol": "nats", "description": "RDEV_NATS_URL"}
+        },
+        "channels": out_channels,
+        "operations": operations,
+        "components": {"schemas": schemas, "messages": messages},
+    }
+
+
+def main() -> None:
+    sys.stdout.write(json.dumps(document(), indent=2, sort_keys=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
