@@ -14,7 +14,7 @@ from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.health import Check, health_server
-from rdev_common.metrics import poll_consumers
+from rdev_common.metrics import circuit_state_recorder, poll_consumers
 from rdev_common.service import consume
 from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
 from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
@@ -56,7 +56,11 @@ async def run(settings: WebhooksSettings) -> None:
         cooldown_s=settings.webhooks_breaker_cooldown_s,
     )
     dispatcher = Dispatcher(
-        ctx, breaker, settings.webhooks_endpoint_concurrency, settings.webhooks_poll_interval_s
+        ctx,
+        breaker,
+        settings.webhooks_endpoint_concurrency,
+        settings.webhooks_poll_interval_s,
+        breaker_observer=circuit_state_recorder,
     )
 
     async def broker_answers() -> bool:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
-from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State
+from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State, StateChange
 from rdev_common.metrics import circuit_state_recorder
 from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
@@ -38,11 +39,13 @@ class Dispatcher:
         breaker_policy: BreakerPolicy,
         concurrency: int = 4,
         poll_interval_s: float = 0.25,
+        breaker_observer: Callable[[str], Callable[[StateChange], None]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.breaker_policy = breaker_policy
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
+        self.breaker_observer = breaker_observer
         self.lanes: dict[str, Lane] = {}
         self.wake = asyncio.Event()
 
