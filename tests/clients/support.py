@@ -27,6 +27,23 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 NODE_DIR = Path(__file__).resolve().parent / "node"
 ARTIFACTS = ROOT / "test-artifacts" / "clients"
 
+# The constants as the user wrote them in SSE_CLIENTS.md.
+DOC_BASE_URL = "http://localhost:8080"
+DOC_PROJECT = "my-project"
+DOC_KEY = "rdev_xxx"
+DOC_STREAM_ID = "cmd-001"
+
+# Which code block of SSE_CLIENTS.md each copy is: the heading it sits under.
+DOC_BLOCKS = {
+    "browser.js": "### Browser with EventSource",
+    "node_eventsource.js": "### Node.js with eventsource package",
+    "python_sseclient.py": "### Using sseclient-py",
+    "python_aiohttp.py": "### Using aiohttp (async)",
+    "go_client/main.go": "## Go",
+    "python_reconnect.py": "### Python",  # under "## Reconnection Handling"
+}
+
+
 # Every stdout and stderr line must arrive, in order per stream, then the exit code.
 LINES = 50
 COMMAND = f"for i in $(seq 1 {LINES}); do echo out $i; echo err $i >&2; done; exit 7"
@@ -107,23 +124,6 @@ def await_heartbeat(base_url: str, api_key: str, project: str, timeout: float = 
     except httpx.ReadTimeout:
         pass
     raise AssertionError(f"no heartbeat on {url} within {timeout}s")
-
-
-# The constants as the user wrote them in SSE_CLIENTS.md.
-DOC_BASE_URL = "http://localhost:8080"
-DOC_PROJECT = "my-project"
-DOC_KEY = "rdev_xxx"
-DOC_STREAM_ID = "cmd-001"
-
-# Which code block of SSE_CLIENTS.md each copy is: the heading it sits under.
-DOC_BLOCKS = {
-    "browser.js": "### Browser with EventSource",
-    "node_eventsource.js": "### Node.js with eventsource package",
-    "python_sseclient.py": "### Using sseclient-py",
-    "python_aiohttp.py": "### Using aiohttp (async)",
-    "go_client/main.go": "## Go",
-    "python_reconnect.py": "### Python",  # under "## Reconnection Handling"
-}
 
 
 def doc_path() -> Path | None:
