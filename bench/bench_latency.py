@@ -1,0 +1,102 @@
+"""e2e latency of `true`: POST /projects/{id}/shell → SSE `complete` received.
+
+Sequential runs over one keep-alive HTTP client; beside them, ssh on loopback
+(cold and ControlMaster-multiplexed) and the raw local spawn of `/bin/sh -c true`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+
+import httpx
+
+from bench import ssh_loop
+from bench.common import Report, System, latency_summary, rdev_system
+
+WARMUP = 20
+
+
+def rdev_once(client: httpx.Client, project: str) -> tuple[float, float]:
+    """(seconds to the 202, seconds to `complete`) of one `true`."""
+    t0 = time.perf_counter()
+    r = client.post(f"/projects/{project}/shell", json={"command": "true"})
+    t_post = time.perf_counter() - t0
+    if r.status_code != 202:
+        raise RuntimeError(f"submit: {r.status_code} {r.text}")
+    command_id = r.json()["data"]["id"]
+    t_done = None
+    seen = b""
+    with client.stream(
+        "GET", f"/projects/{project}/events", params={"stream_id": command_id}
+    ) as resp:
+        # Read to the end (the server closes after `complete`) so the connection is reused.
+        for chunk in resp.iter_raw():
+            if t_done is None:
+                seen = seen[-32:] + chunk
+                if b"event: complete" in seen:
+                    t_done = time.perf_counter() - t0
+    if t_done is None:
+        raise RuntimeError(f"no complete event for {command_id}")
+    return t_post, t_done
+
+
+def measure_rdev(system: System, runs: int) -> tuple[list[float], list[float]]:
+    project = system.create_project("bench-latency")
+    posts, totals = [], []
+    with system.client() as client:
+        for i in range(WARMUP + runs):
+            t_post, t_done = rdev_once(client, project)
+            if i >= WARMUP:
+                posts.append(t_post)
+                totals.append(t_done)
+    return posts, totals
+
+
+def local_spawn(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", "true"], check=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def add_latency(report: Report, subject: str, seconds: list[float], note: str = "") -> None:
+    s = latency_summary(seconds)
+    report.add(subject, f"p50 (n={s['runs']})", s["p50_ms"], "ms", note)
+    report.add(subject, "p99", s["p99_ms"], "ms")
+    report.add(subject, "p90 / max", f"{s['p90_ms']:.1f} / {s['max_ms']:.1f}", "ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--ssh-cold-runs", type=int, default=100)
+    parser.add_argument("--concurrency", default="4", help="RDEV_EXECUTOR_CONCURRENCY")
+    args = parser.parse_args(argv)
+
+    report = Report("latency", "e2e latency of `true` (sequential, keep-alive client)")
+    report.header()
+    with rdev_system(RDEV_EXECUTOR_CONCURRENCY=args.concurrency) as system:
+        posts, totals = measure_rdev(system, args.runs)
+    add_latency(report, "rdev POST → SSE complete", totals, "design: p50 ≤ 10, p99 ≤ 30")
+    add_latency(report, "  of which POST → 202", posts)
+
+    why_not = ssh_loop.unavailable()
+    if why_not:
+        report.note(f"ssh figures skipped: {why_not}")
+    else:
+        with ssh_loop.loopback_ssh() as ssh:
+            warm = ssh_loop.timed_runs(ssh.warm("true"), args.runs)
+            cold = ssh_loop.timed_runs(ssh.cold("true"), args.ssh_cold_runs)
+        add_latency(report, "ssh multiplexed (ControlMaster)", warm)
+        add_latency(report, "ssh cold (new connection)", cold)
+        report.note("ssh: root's ~/.bashrc kept out with sshd SetEnv HOME=<empty dir>")
+    add_latency(report, "local spawn /bin/sh -c true", local_spawn(args.runs))
+    report.save()
+
+
+if __name__ == "__main__":
+    main()

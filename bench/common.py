@@ -1,0 +1,249 @@
+"""What every benchmark shares: a private rdev system, statistics, and the report table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rdev_common.broker import free_port
+
+BIN = Path(sys.executable).parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class System:
+    """The whole system as `rdev up` starts it, in a temporary data dir, on a free port."""
+
+    data_dir: Path
+    port: int
+    api_key: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout)
+
+    def create_project(self, project_id: str) -> str:
+        workdir = self.data_dir / "workspaces" / project_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        with self.client() as c:
+            r = c.post("/projects", json={"id": project_id, "workdir": str(workdir)})
+            if r.status_code not in (201, 409):
+                raise RuntimeError(f"creating project {project_id}: {r.status_code} {r.text}")
+        return project_id
+
+    def service_pid(self, service: str) -> int:
+        """The pid of `python -m rdev_<service>` started by this system's `rdev up`."""
+        marker = str(self.data_dir).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if f"rdev_{service}".encode() in cmdline and marker in environ:
+                return int(entry.name)
+        raise RuntimeError(f"no rdev_{service} process of this system")
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def _wait_ready(system: System, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if system.process.poll() is not None:
+            raise RuntimeError(f"rdev up exited: {_log_tail(system.data_dir)}")
+        try:
+            if httpx.get(system.url("/readyz"), timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"rdev up not ready after {timeout}s: {_log_tail(system.data_dir)}")
+
+
+def _log_tail(data_dir: Path) -> str:
+    log = data_dir / "rdev-up.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else ""
+
+
+@contextmanager
+def rdev_system(**settings: str) -> Iterator[System]:
+    """Start `rdev up` with benchmark-friendly settings; stop it (and its tree) on exit."""
+    with tempfile.TemporaryDirectory(prefix="rdev-bench-") as tmp:
+        data_dir = Path(tmp)
+        port = free_port()
+        key = "rdev_bench_" + os.urandom(12).hex()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
+        env.update(
+            {
+                "RDEV_DATA_DIR": str(data_dir),
+                "RDEV_PORT": str(port),
+                "RDEV_BOOTSTRAP_KEY": key,
+                # Benchmarks submit far faster than the default per-key limits allow.
+                "RDEV_RATE_LIMIT_ENABLED": "false",
+                "RDEV_OUTPUT_CAP_BYTES": str(4 * 1024**3),
+                "PATH": f"{BIN}:{env.get('PATH', '')}",
+            }
+        )
+        env.update(settings)
+        with (data_dir / "rdev-up.log").open("ab") as log:
+            process = subprocess.Popen(
+                [str(BIN / "rdev"), "up"],
+                env=env,
+                cwd=data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        system = System(data_dir, port, key, process)
+        try:
+            _wait_ready(system, 180)
+            yield system
+        except BaseException:
+            print(f"rdev up log tail:\n{_log_tail(data_dir)}", file=sys.stderr)
+            raise
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "runs": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclass
+class Report:
+    """Rows of figures, printed as a table and saved as bench/results/<name>.json."""
+
+    name: str
+    title: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    load_before: str = field(default_factory=load_average)
+
+    def add(self, subject: str, figure: str, value: float | str, unit: str, note: str = "") -> None:
+        row = {"subject": subject, "figure": figure, "value": value, "unit": unit, "note": note}
+        self.rows.append(row)
+        shown = str(value)
+        if isinstance(value, float):
+            shown = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        print(f"  {subject:<34} {figure:<22} {shown:>14} {unit:<10} {note}", flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def header(self) -> None:
+        where = f"{self.started}, load {self.load_before}, {os.cpu_count()} cores"
+        print(f"\n== {self.title} ({where})")
+        print(f"  {'subject':<34} {'figure':<22} {'value':>14} {'unit':<10} note", flush=True)
+
+    def save(self) -> Path:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        body = {
+            "name": self.name,
+            "title": self.title,
+            "started": self.started,
+            "load_before": self.load_before,
+            "load_after": load_average(),
+            "cpus": os.cpu_count(),
+            "rows": self.rows,
+            "notes": self.notes,
+        }
+        path.write_text(json.dumps(body, indent=2) + "\n")
+        print(f"  load after: {body['load_after']}; saved {path}", flush=True)
+        return path
+
+
+class RssSampler:
+    """VmRSS of some processes every `interval` seconds, on a background thread."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.1) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.is_set():
+            self.samples.append(
+                (time.monotonic() - start, {n: rss_kib(p) for n, p in self.pids.items()})
+            )
+            self._stop.wait(self.interval)
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
