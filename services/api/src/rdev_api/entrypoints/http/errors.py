@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from rdev_common import errors
+from rdev_common.metrics import RATE_LIMIT_REJECTIONS
 
 log = structlog.get_logger()
 
@@ -61,6 +62,8 @@ async def _rdev_error(_: Request, exc: Exception) -> JSONResponse:
     headers = (
         {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, errors.RateLimited) else None
     )
+    if isinstance(exc, errors.RateLimited):  # every 429 passes here, whichever limit refused
+        RATE_LIMIT_REJECTIONS.labels(limit=str(exc.details.get("policy", "unknown"))).inc()
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
