@@ -246,20 +246,16 @@ def _why_stop(hook: WebhookRow | None, n: int, max_attempts: int) -> str | None:
 
 
 async def _close_interrupted(s: AsyncSession, row: WebhookDeliveryRow, now: datetime) -> list[int]:
-    """An attempt still `sending` when its lease ran out was cut short by a crash."""
-    stale = list(
-        await s.scalars(
-            select(WebhookAttemptRow).where(
-                WebhookAttemptRow.delivery_id == row.id,
-                WebhookAttemptRow.outcome == Outcome.SENDING.value,
-            )
-        )
-    )
-    for attempt in stale:
-        attempt.outcome = Outcome.INTERRUPTED.value
-        attempt.error = "the webhooks service stopped during the attempt"
-        attempt.finished_at = now
-    return [a.n for a in stale]
+    """The last attempt, still `sending` when its lease ran out, was cut short by a crash."""
+    if row.attempts == 0:
+        return []
+    last = await s.get(WebhookAttemptRow, (row.id, row.attempts))
+    if last is None or last.outcome != Outcome.SENDING.value:
+        return []
+    last.outcome = Outcome.INTERRUPTED.value
+    last.error = "the webhooks service stopped during the attempt"
+    last.finished_at = now
+    return [last.n]
 
 
 async def _finish_delivery(
@@ -281,11 +277,15 @@ async def _track_health(
     s: AsyncSession, webhook_id: str, result: AttemptResult, now: datetime, disable_after_s: float
 ) -> str | None:
     """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
+    if result.succeeded:  # the common case: one UPDATE that usually matches nothing
+        await s.execute(
+            update(WebhookRow)
+            .where(WebhookRow.id == webhook_id, WebhookRow.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return None
     hook = await s.get(WebhookRow, webhook_id)
     if hook is None:
-        return None
-    if result.succeeded:
-        hook.failing_since = None
         return None
     since = _utc(hook.failing_since)
     if since is None:
