@@ -80,6 +80,7 @@ async def serve(settings: ExecutorSettings) -> None:
             batch_age_s=settings.output_batch_age_s,
             max_line_chars=settings.output_max_line_chars,
             cap_bytes=settings.output_cap_bytes,
+            tail_idle_s=settings.output_tail_idle_s,
         ),
         executor_name=settings.executor_name,
     )

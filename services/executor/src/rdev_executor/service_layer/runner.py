@@ -39,6 +39,7 @@ class Limits:
     batch_age_s: float
     max_line_chars: int
     cap_bytes: int
+    tail_idle_s: float = 0.25
 
 
 @dataclass
@@ -155,18 +156,22 @@ class Runner:
         self, req: CommandRequested, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
     ) -> None:
         """Read, batch and publish output; reading the next chunk overlaps publishing."""
-        age = self.limits.batch_age_s
+        age, tail_idle = self.limits.batch_age_s, self.limits.tail_idle_s
         pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
         opened_at = last_read = time.monotonic()
         while True:
-            wait_s = (
-                None
-                if batcher.open_batch_size == 0 and not batcher.has_tail
-                else max(0.0, min(opened_at, last_read) + age - time.monotonic())
-            )
+            # An open batch goes out `age` after it opened; an unterminated line (a
+            # prompt, a progress bar) only after the output has been idle `tail_idle`,
+            # since a piece sent early must be flagged partial and ended later.
+            deadlines = []
+            if batcher.open_batch_size:
+                deadlines.append(opened_at + age)
+            if batcher.has_tail:
+                deadlines.append(last_read + tail_idle)
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             done, _ = await asyncio.wait({pending}, timeout=wait_s)
             if not done:
-                idle = time.monotonic() - last_read >= age
+                idle = time.monotonic() - last_read >= tail_idle
                 await self._publish(req, batcher.flush(tails=idle))
                 opened_at = time.monotonic()
                 continue
