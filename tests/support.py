@@ -118,6 +118,7 @@ def system_env(data_dir: Path, port: int, api_key: str, **extra: str) -> dict[st
             "RDEV_BOOTSTRAP_KEY": api_key,
             "RDEV_EXECUTOR_CONCURRENCY": "4",
             "RDEV_KILL_GRACE_S": "2",
+            "RDEV_HEARTBEAT_S": "2",
             "RDEV_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
             # One admin key from one address drives a whole session: limits out of the way
             # (tests/identity sets its own to test them).
