@@ -348,3 +348,22 @@ def test_scopes_are_the_documented_set() -> None:
         "webhooks:write",
         "audit:read",
     }
+
+
+async def test_a_browser_session_outlives_a_rotation_but_not_a_revocation(
+    store: Store, admin: Principal
+) -> None:
+    key_id, secret = await new_key(store, admin)
+    token = await auth.open_session(FakeUnitOfWork(store), await login(store, secret), NOW)
+    session = await auth.authenticate(
+        FakeUnitOfWork(store), secret=None, session_token=token, client_ip=None, now=NOW
+    )
+    assert session.via_session
+    await apikey_service.rotate_key(FakeUnitOfWork(store), admin, key_id, NOW, timedelta(0))
+    assert await auth.still_valid(FakeUnitOfWork(store), session, NOW)
+    await apikey_service.revoke_key(FakeUnitOfWork(store), admin, key_id, NOW)
+    assert not await auth.still_valid(FakeUnitOfWork(store), session, NOW)
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(
+            FakeUnitOfWork(store), secret=None, session_token=token, client_ip=None, now=NOW
+        )

@@ -90,3 +90,5 @@ class Principal:
     client_ip: str | None
     # Authenticated with the secret a rotation replaced: valid only during the grace period.
     via_previous: bool = False
+    # Authenticated with a browser session cookie, not a secret: rotation does not end it.
+    via_session: bool = False

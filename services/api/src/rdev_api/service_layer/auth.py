@@ -50,7 +50,12 @@ def check_key(
         raise Unauthenticated("invalid, expired or revoked API key")
     if not _ip_allowed(key, client_ip):
         raise Forbidden("this API key may not be used from this address", client_ip=client_ip)
-    return Principal(key=key, client_ip=client_ip, via_previous=which == "previous")
+    return Principal(
+        key=key,
+        client_ip=client_ip,
+        via_previous=which == "previous",
+        via_session=secret_hash is None,
+    )
 
 
 async def still_valid(uow: UnitOfWork, principal: Principal, now: datetime) -> bool:
@@ -59,6 +64,8 @@ async def still_valid(uow: UnitOfWork, principal: Principal, now: datetime) -> b
         key = await uow.api_keys.get(principal.key.id)
     if key is None or not key.is_active(now) or not _ip_allowed(key, principal.client_ip):
         return False
+    if principal.via_session:
+        return True
     # The secret it authenticated with: still current, or replaced but within its grace.
     used = (
         principal.key.previous_secret_hash if principal.via_previous else principal.key.secret_hash
