@@ -152,7 +152,17 @@ def tail(
         raise typer.Exit(0) from None
 
 
-async def _info() -> tuple[list[Any], dict[str, list[Any]]]:
+async def _first_time(js: Any, info: Any) -> str:
+    if not info.state.messages:
+        return "-"
+    try:
+        first = await js.get_msg(info.config.name, seq=info.state.first_seq, direct=True)
+    except Exception:  # an aged-out or deleted first message: no time to show
+        return "-"
+    return first.time.isoformat(timespec="seconds") if first.time else "-"
+
+
+async def _info() -> tuple[list[Any], dict[str, list[Any]], dict[str, str]]:
     nc = await _connect()
     try:
         js = nc.jetstream()
@@ -160,18 +170,19 @@ async def _info() -> tuple[list[Any], dict[str, list[Any]]]:
         consumers = {
             s.config.name or "": await js.consumers_info(s.config.name or "") for s in streams
         }
-        return streams, consumers
+        firsts = {s.config.name or "": await _first_time(js, s) for s in streams}
+        return streams, consumers, firsts
     finally:
         await nc.close()
 
 
-def _stream_table(streams: list[Any]) -> Table:
+def _stream_table(streams: list[Any], firsts: dict[str, str]) -> Table:
     table = Table(title="streams")
     for column in ("stream", "messages", "bytes", "first seq", "last seq", "first time", "max age"):
         table.add_column(column, justify="left" if column == "stream" else "right")
     for s in sorted(streams, key=lambda s: s.config.name):
         state, config = s.state, s.config
-        first = state.first_ts.isoformat(timespec="seconds") if state.first_ts else "-"
+        first = firsts.get(config.name or "", "-")
         max_age = f"{config.max_age / 86400:g}d" if config.max_age else "-"
         row = (state.messages, state.bytes, state.first_seq, state.last_seq)
         table.add_row(config.name, *(str(v) for v in row), first, max_age)
@@ -196,7 +207,7 @@ def _consumer_table(consumers: dict[str, list[Any]]) -> Table:
 @app.command()
 def info(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable")] = False) -> None:
     """Streams (sequences, sizes, retention) and durable consumers with their lag."""
-    streams, consumers = asyncio.run(_info())
+    streams, consumers, firsts = asyncio.run(_info())
     if as_json:
         payload = {
             "streams": [
@@ -214,5 +225,5 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable"
         typer.echo(json.dumps(payload, indent=2))
         return
     console = Console()
-    console.print(_stream_table(streams))
+    console.print(_stream_table(streams, firsts))
     console.print(_consumer_table(consumers))

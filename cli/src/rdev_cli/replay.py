@@ -50,12 +50,13 @@ def consumer_config(span: ReplayRange) -> ConsumerConfig:
     return config
 
 
-def _position(reply: str) -> tuple[int, int]:
-    """(stream sequence, pending) from a `$JS.ACK…` reply subject (v1 or v2 layout)."""
+def _position(reply: str) -> tuple[int, int, int]:
+    """(stream sequence, pending, stored-at ns) from a `$JS.ACK…` reply subject (v1 or v2)."""
     tokens = reply.split(".")
     if len(tokens) == 9:
-        return int(tokens[5]), int(tokens[8])
-    return int(tokens[Msg.Ack.StreamSeq]), int(tokens[Msg.Ack.NumPending])
+        return int(tokens[5]), int(tokens[8]), int(tokens[7])
+    ack = Msg.Ack
+    return int(tokens[ack.StreamSeq]), int(tokens[ack.NumPending]), int(tokens[ack.Timestamp])
 
 
 class Replay:
@@ -71,6 +72,9 @@ class Replay:
         self._received = 0
         self._last = 0
         self._api = self._inbox = ""
+        # The server starts a by-time consumer at the stream's beginning when the time is
+        # past its last message, so times are checked here too.
+        self._since_ns = int(span.since.timestamp() * 1e9) if span.since else 0
 
     async def run(self) -> int:
         js = self.nc.jetstream()
@@ -101,13 +105,14 @@ class Replay:
         if not msg.reply:  # a status: request expired or the server had nothing more
             await self._pull()
             return
-        seq, pending = _position(msg.reply)
+        seq, pending, stored_ns = _position(msg.reply)
         if seq > self._last:
             self._done.set()
             return
-        self.sink(seq, msg.subject, msg.data)
-        self.count += 1
         self._received += 1
+        if stored_ns >= self._since_ns:
+            self.sink(seq, msg.subject, msg.data)
+            self.count += 1
         if seq >= self._last or pending == 0:
             self._done.set()
         elif self._received % BATCH == 0:
