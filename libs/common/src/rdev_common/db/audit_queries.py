@@ -167,11 +167,17 @@ async def verify_chain(sessions: async_sessionmaker[AsyncSession]) -> Verificati
 
 
 async def command_page(
-    session: AsyncSession, project: str, before: tuple[datetime, str] | None, limit: int
+    session: AsyncSession,
+    project: str,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    status: str | None = None,
 ) -> tuple[list[CommandHistoryRow], tuple[datetime, str] | None]:
     """A project's commands, newest request first, keyset-paged on (requested_at, id)."""
     ch = CommandHistoryRow
-    stmt = select(ch).where(ch.project == project)
+    stmt = select(ch).where(ch.project == project, ch.requested_at.is_not(None))
+    if status is not None:
+        stmt = stmt.where(ch.status == status)
     if before is not None:
         at, cid = before
         stmt = stmt.where(or_(ch.requested_at < at, and_(ch.requested_at == at, ch.id < cid)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from rdev_api.service_layer.ports import CommandState
 from rdev_common.audit_export import ExportFormat
 from rdev_common.db.audit_queries import AuditFilter, Verification
 
@@ -21,3 +22,13 @@ class AuditReader(Protocol):
         ...
 
     async def verify(self) -> Verification: ...
+
+
+class CommandHistoryReader(Protocol):
+    """Long command histories from the audit service's projection (outlives RDEV_RUNS)."""
+
+    async def command_history(
+        self, project: str, status: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[CommandState], str | None]:
+        """Newest request first; the cursor is opaque."""
+        ...
