@@ -52,6 +52,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RdevSystem]:
         RDEV_WEBHOOKS_RETRY_SCHEDULE="1,1,1",
         # The executor's shutdown grace: long enough for a short run to finish in it.
         RDEV_KILL_GRACE_S="5",
+        # A few failed authentications from one address are enough for a 429.
+        RDEV_RATE_LIMIT_AUTH_FAILURES="3",
     )
     system = RdevSystem(data_dir, port, key, env)
     # Generous: the start-up is slow when the machine is busy, and nothing here is timed.

@@ -104,6 +104,20 @@ def test_webhook_and_audit_metrics_move(observed: RdevSystem, traced_run: Traced
     assert "rdev_audit_projection_lag_seconds " in metrics_text(audit)
 
 
+def test_rate_limit_rejections_are_counted(observed: RdevSystem) -> None:
+    url = f"{observed.base_url}/metrics"
+    before = sample(metrics_text(url), "rdev_rate_limit_rejections_total", limit="auth")
+    statuses = []
+    for _ in range(20):
+        wrong = httpx.get(f"{observed.base_url}/projects", headers={"X-API-Key": "rdev_wrong"})
+        statuses.append(wrong.status_code)
+        if wrong.status_code == 429:
+            break
+    assert statuses[-1] == 429, statuses
+    after = sample(metrics_text(url), "rdev_rate_limit_rejections_total", limit="auth")
+    assert after == before + 1
+
+
 def test_health_endpoints_answer_on_every_service(observed: RdevSystem) -> None:
     for service in ("executor", "webhooks", "audit"):
         base = f"http://127.0.0.1:{health_port(observed, service)}"
