@@ -50,6 +50,7 @@ class FakeApiKeys:
         return self.data.get(key_id)
 
     get_for_update = get
+    fresh = get
 
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         return next(

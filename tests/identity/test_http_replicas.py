@@ -293,6 +293,28 @@ def test_project_crud_with_write_only_secrets_and_command_policy(
     wait_for(lambda: status(a, a.admin_key, "/projects/crud") == 404, 5, "a still sees it")
 
 
+def test_a_narrowed_ip_allowlist_ends_an_open_stream_from_an_address_now_outside(
+    replicas: tuple[ApiProcess, ApiProcess], workspace: Path
+) -> None:
+    a, b = replicas
+    create_project(a, "narrowed", workspace / "narrowed")
+    key = key_for(a, scopes=["commands:read"], allowed_ips=["203.0.113.0/24"])
+    inside = {"X-API-Key": key["secret"], "X-Forwarded-For": "203.0.113.5"}
+    stream = StreamWatcher(a.base_url, "/projects/narrowed/events", inside)
+    assert stream.opened.wait(10) and stream.status == 200
+    with b.client() as admin:  # changed on the other replica
+        r = admin.patch(f"/api-keys/{key['id']}", json={"allowed_ips": ["198.51.100.0/24"]})
+    assert r.status_code == 200, r.text
+    assert stream.ended.wait(10), "the stream from an address no longer allowed went on"
+    assert stream.events[-1][0] == "error"
+    assert (
+        status(a, key["secret"], "/projects/narrowed", **{"X-Forwarded-For": "203.0.113.5"}) == 403
+    )
+    assert (
+        status(a, key["secret"], "/projects/narrowed", **{"X-Forwarded-For": "198.51.100.2"}) == 200
+    )
+
+
 def test_bodies_over_the_limit_are_refused_also_when_chunked(
     replicas: tuple[ApiProcess, ApiProcess],
 ) -> None:
@@ -324,6 +346,7 @@ def test_admin_changes_are_published_with_their_event_id(
         "dev.rdev.api_key.created.v1",
         "dev.rdev.api_key.revoked.v1",
         "dev.rdev.api_key.rotated.v1",
+        "dev.rdev.api_key.updated.v1",
     } <= types
     assert all(e["id"] == msg_id for e, msg_id in events)
     assert len({e["id"] for e, _ in events}) == len(events), "no event published twice"

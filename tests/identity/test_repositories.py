@@ -65,6 +65,7 @@ async def test_keys_round_trip_with_policies_and_rotation(new_uow: Any) -> None:
         await uow.commit()
     async with new_uow() as uow:
         assert await uow.api_keys.get("k1") == key
+        assert await uow.api_keys.fresh("k1") == key
         assert await uow.api_keys.get_by_hash("hash-k1") == key
         assert await uow.api_keys.count() == 1
         rotated = replace(

@@ -367,3 +367,23 @@ async def test_a_browser_session_outlives_a_rotation_but_not_a_revocation(
         await auth.authenticate(
             FakeUnitOfWork(store), secret=None, session_token=token, client_ip=None, now=NOW
         )
+
+
+async def test_narrowing_a_keys_addresses_applies_to_new_requests_and_open_streams(
+    store: Store, admin: Principal
+) -> None:
+    key_id, secret = await new_key(store, admin, allowed_ips=["10.0.0.0/8"])
+    streaming = await login(store, secret, ip="10.1.1.1")
+    changes = apikey_service.KeyChanges(allowed_ips=["192.0.2.0/24"], name="narrowed")
+    key = await apikey_service.update_key(FakeUnitOfWork(store), admin, key_id, changes, NOW)
+    assert key.allowed_ips == ("192.0.2.0/24",) and key.name == "narrowed"
+    assert not await auth.still_valid(FakeUnitOfWork(store), streaming, NOW)
+    with pytest.raises(Forbidden):
+        await login(store, secret, ip="10.1.1.1")
+    await login(store, secret, ip="192.0.2.9")
+    event, subject = store.outbox[-1]
+    assert subject == "rdev.admin.api_key.updated"
+    assert event.data["changed"] == ["name", "allowed_ips"]
+    cleared = apikey_service.KeyChanges(clear_allowed_ips=True)
+    await apikey_service.update_key(FakeUnitOfWork(store), admin, key_id, cleared, NOW)
+    await login(store, secret, ip="10.1.1.1")

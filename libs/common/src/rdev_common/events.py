@@ -240,6 +240,17 @@ class ApiKeyRotated(EventData):
     previous_valid_until: datetime | None = None
 
 
+class ApiKeyUpdated(EventData):
+    """Name, allowed addresses, expiry or rate limits changed (scopes and projects never do)."""
+
+    kind = "api_key.updated"
+    key_id: str
+    changed: list[str]
+    name: str
+    allowed_ips: list[str] | None = None
+    expires_at: datetime | None = None
+
+
 ADMIN_EVENTS: tuple[type[EventData], ...] = (
     ProjectCreated,
     ProjectUpdated,
@@ -247,5 +258,6 @@ ADMIN_EVENTS: tuple[type[EventData], ...] = (
     ApiKeyCreated,
     ApiKeyRevoked,
     ApiKeyRotated,
+    ApiKeyUpdated,
 )
 EVENT_TYPES.update({m.event_type(): m for m in ADMIN_EVENTS})

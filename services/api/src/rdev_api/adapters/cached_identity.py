@@ -137,6 +137,9 @@ class CachedApiKeys:
     async def get_for_update(self, key_id: str) -> ApiKey | None:
         return await self.inner.get_for_update(key_id)
 
+    async def fresh(self, key_id: str) -> ApiKey | None:
+        return await self.inner.fresh(key_id)
+
     async def list(self) -> list[ApiKey]:
         return await self.inner.list()
 

@@ -147,6 +147,9 @@ class SqlAlchemyApiKeyRepository:
     async def get(self, key_id: str) -> ApiKey | None:
         return await self._one(await self.session.get(ApiKeyRow, key_id))
 
+    async def fresh(self, key_id: str) -> ApiKey | None:
+        return await self.get(key_id)
+
     async def get_for_update(self, key_id: str) -> ApiKey | None:
         query = select(ApiKeyRow).where(ApiKeyRow.id == key_id).with_for_update()
         return await self._one(await self.session.scalar(query))

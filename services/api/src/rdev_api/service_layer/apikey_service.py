@@ -17,7 +17,7 @@ from rdev_api.service_layer.auth import require_scope
 from rdev_api.service_layer.ports import UnitOfWork
 from rdev_common import validation
 from rdev_common.errors import Forbidden, NotFound, ValidationFailed
-from rdev_common.events import ApiKeyRevoked, ApiKeyRotated
+from rdev_common.events import ApiKeyRevoked, ApiKeyRotated, ApiKeyUpdated
 from rdev_common.ids import new_id
 
 DEFAULT_ROTATION_GRACE = timedelta(hours=1)
@@ -129,7 +129,7 @@ async def list_keys(uow: UnitOfWork, principal: Principal) -> list[ApiKey]:
 
 async def get_key(uow: UnitOfWork, principal: Principal, key_id: str) -> ApiKey:
     async with uow:
-        return _may_manage(principal, await uow.api_keys.get(key_id))
+        return _may_manage(principal, await uow.api_keys.fresh(key_id))
 
 
 async def revoke_key(uow: UnitOfWork, principal: Principal, key_id: str, now: datetime) -> ApiKey:
@@ -143,6 +143,60 @@ async def revoke_key(uow: UnitOfWork, principal: Principal, key_id: str, now: da
         await admin_events.record(
             uow, ApiKeyRevoked(key_id=key.id), aggregate=key.id, principal=principal
         )
+        await uow.commit()
+    return key
+
+
+@dataclass(frozen=True)
+class KeyChanges:
+    """A partial update of a key; fields left out stay as they are."""
+
+    name: str | None = None
+    allowed_ips: list[str] | None = None
+    clear_allowed_ips: bool = False
+    expires_at: datetime | None = None
+    rate_limits: dict[str, tuple[int, int]] | None = None
+
+
+def _changed(key: ApiKey, changes: KeyChanges, now: datetime) -> tuple[ApiKey, list[str]]:
+    updated, fields = key, []
+    if changes.name is not None:
+        updated, fields = replace(updated, name=validation.text(changes.name, "name")), ["name"]
+    if changes.allowed_ips is not None or changes.clear_allowed_ips:
+        ips = validation.cidrs(changes.allowed_ips) if changes.allowed_ips else None
+        updated = replace(updated, allowed_ips=tuple(ips) if ips else None)
+        fields.append("allowed_ips")
+    if changes.expires_at is not None:
+        if changes.expires_at <= now:
+            raise ValidationFailed("expires_at must be in the future", field="expires_at")
+        updated = replace(updated, expires_at=changes.expires_at)
+        fields.append("expires_at")
+    if changes.rate_limits is not None:
+        updated = replace(updated, rate_limits=_rate_limits(changes.rate_limits))
+        fields.append("rate_limits")
+    return updated, fields
+
+
+async def update_key(
+    uow: UnitOfWork, principal: Principal, key_id: str, changes: KeyChanges, now: datetime
+) -> ApiKey:
+    """Admins change a key's name, addresses, expiry and limits; it takes effect on open
+    streams too. Scopes and projects never change: issue a new key instead."""
+    require_scope(principal, Scope.ADMIN)
+    async with uow:
+        key = _may_manage(principal, await uow.api_keys.get_for_update(key_id))
+        if not key.is_active(now):
+            raise NotFound("API key not found", field="key_id")
+        key, fields = _changed(key, changes, now)
+        await uow.api_keys.update(key)
+        event = ApiKeyUpdated(
+            key_id=key.id,
+            changed=fields,
+            name=key.name,
+            allowed_ips=list(key.allowed_ips) if key.allowed_ips is not None else None,
+            expires_at=key.expires_at,
+        )
+        await admin_events.record(uow, event, aggregate=key.id, principal=principal)
         await uow.commit()
     return key
 

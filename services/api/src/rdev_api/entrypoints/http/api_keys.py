@@ -11,6 +11,7 @@ from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDe
 from rdev_api.entrypoints.http.schemas import (
     ApiKeyCreate,
     ApiKeyRotate,
+    ApiKeyUpdate,
     ApiKeyView,
     ApiKeyWithSecret,
     Envelope,
@@ -66,6 +67,30 @@ async def revoke_key(
 ) -> Envelope[ApiKeyView]:
     """Revoked at once on every replica (within a second); the key's open streams end."""
     key = await apikey_service.revoke_key(services.uow(), principal, key_id, services.clock())
+    return Envelope(data=_view(services, key))
+
+
+@router.patch("/api-keys/{key_id}", response_model=Envelope[ApiKeyView])
+async def update_key(
+    key_id: str, body: ApiKeyUpdate, principal: PrincipalDep, services: ServicesDep
+) -> Envelope[ApiKeyView]:
+    """Name, allowed IPs (`null` allows anywhere), expiry, rate limits; effective at once,
+    also on the key's open streams."""
+    sent = body.model_fields_set
+    changes = apikey_service.KeyChanges(
+        name=body.name,
+        allowed_ips=body.allowed_ips,
+        clear_allowed_ips="allowed_ips" in sent and body.allowed_ips is None,
+        expires_at=body.expires_at,
+        rate_limits=(
+            {n: (p.limit, p.window_s) for n, p in body.rate_limits.items()}
+            if body.rate_limits is not None
+            else None
+        ),
+    )
+    key = await apikey_service.update_key(
+        services.uow(), principal, key_id, changes, services.clock()
+    )
     return Envelope(data=_view(services, key))
 
 

@@ -158,6 +158,13 @@ class ApiKeyCreate(Strict):
     )
 
 
+class ApiKeyUpdate(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
+    expires_at: datetime | None = None
+    rate_limits: dict[str, RateLimitIn] | None = None
+
+
 class ApiKeyRotate(Strict):
     grace_s: float | None = Field(
         default=None, description="how long the old secret keeps working (default 3600)"
