@@ -46,7 +46,7 @@ async def store(
             )
         )
         await s.commit()
-    yield SqlAlchemyDeliveryStore(sessions)
+    yield SqlAlchemyDeliveryStore(sessions, serialize_writes=request.param == "sqlite")
     await engine.dispose()
 
 

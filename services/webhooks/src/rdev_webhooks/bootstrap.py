@@ -44,7 +44,8 @@ async def run(settings: WebhooksSettings) -> None:
     await ensure_consumer(js, consumer)
     engine = create_engine(settings.resolved_database_url())
     instrument_engine(engine)
-    store = SqlAlchemyDeliveryStore(session_factory(engine))
+    sqlite = engine.dialect.name == "sqlite"
+    store = SqlAlchemyDeliveryStore(session_factory(engine), serialize_writes=sqlite)
     sender = HttpxWebhookSender(
         settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
     )
