@@ -22,7 +22,7 @@ class ExecutorSettings(HealthSettings):
     kill_grace_s: float = Field(default=10.0, ge=0)
     output_batch_bytes: int = Field(default=64 * 1024, gt=0)
     output_batch_age_s: float = Field(default=0.02, gt=0)
-    output_tail_idle_s: float = Field(default=0.25, gt=0)
+    output_tail_idle_s: float = Field(default=1.0, gt=0)
     # 8 Ki characters keep every SSE `data:` line under 64 KiB whatever the content
     # (6 bytes for an escaped control character), the limit of Go's bufio.Scanner.
     output_max_line_chars: int = Field(default=8 * 1024, ge=256)

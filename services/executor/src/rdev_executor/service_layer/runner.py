@@ -32,6 +32,20 @@ log = structlog.get_logger()
 EOF_GRACE_S = 2.0
 
 
+async def _arrives_soon(pending: asyncio.Future[Chunk]) -> bool:
+    """True if a chunk read from the pipe is a few event-loop turns from delivery.
+
+    On a busy machine a timer can fire before data the pipe already holds has made
+    its way through the reader to here; an unterminated line must not be sent as a
+    partial piece then.
+    """
+    for _ in range(8):
+        await asyncio.sleep(0)
+        if pending.done():
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Limits:
     kill_grace_s: float
@@ -39,7 +53,7 @@ class Limits:
     batch_age_s: float
     max_line_chars: int
     cap_bytes: int
-    tail_idle_s: float = 0.25
+    tail_idle_s: float = 1.0
 
 
 @dataclass
@@ -172,6 +186,8 @@ class Runner:
             done, _ = await asyncio.wait({pending}, timeout=wait_s)
             if not done:
                 idle = time.monotonic() - last_read >= tail_idle
+                if idle and await _arrives_soon(pending):
+                    continue  # the rest of the line was already on its way
                 await self._publish(req, batcher.flush(tails=idle))
                 opened_at = time.monotonic()
                 continue
