@@ -40,6 +40,13 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def _die_with_test_process() -> None:
+    """`rdev up` gets SIGTERM when the test process dies, so no system outlives its run."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class RdevSystem:
     """The whole system started with `rdev up` in a private data dir."""
@@ -72,6 +79,7 @@ class RdevSystem:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_test_process,
         )
 
         def ready() -> bool:
@@ -136,8 +144,8 @@ def start_system(data_dir: Path, **extra: str) -> Iterator[RdevSystem]:
     port = free_port()
     key = "rdev_test_" + os.urandom(12).hex()
     system = RdevSystem(data_dir, port, key, system_env(data_dir, port, key, **extra))
-    system.start()
     try:
+        system.start()
         yield system
     finally:
         system.stop()
