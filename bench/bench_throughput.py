@@ -19,7 +19,7 @@ import uuid
 import httpx
 
 from bench import ssh_loop
-from bench.common import Report, System, rdev_system
+from bench.common import Report, System, cpu_seconds, rdev_system
 
 
 async def watch_completions(
@@ -36,9 +36,11 @@ async def watch_completions(
             buf += chunk
             *frames, buf = buf.split(b"\n\n")
             for frame in frames:
-                if b"event: complete" not in frame:
+                # Heartbeats end their lines with CRLF, so one "frame" may hold two events.
+                at = frame.find(b"event: complete")
+                if at < 0:
                     continue
-                data = frame.split(b"data: ", 1)[1]
+                data = frame[at:].split(b"data: ", 1)[1].split(b"\n", 1)[0]
                 done.setdefault(json.loads(data)["stream_id"], time.perf_counter())
 
 
@@ -87,6 +89,8 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch_completions(system, project, done, ready))
     await asyncio.wait_for(ready.wait(), 30)
+    pids = {name: system.service_pid(name) for name in ("api", "executor")}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     resets: list[int] = []
     ids = await submit_all(system, project, total, workers, resets)
@@ -100,6 +104,7 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
             raise RuntimeError(f"only {len(set(ids) & done.keys())}/{total} completed in time")
         await asyncio.sleep(0.05)
     t_all = max(done[i] for i in ids) - t0
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     watcher.cancel()
     async with httpx.AsyncClient(base_url=system.base_url, headers=system.headers) as c:
         for command_id in ids[:: max(1, total // 20)]:
@@ -111,6 +116,7 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
         "completed_s": t_all,
         "count": len(set(ids)),
         "resets": len(resets),
+        **{f"cpu_ms_{name}": 1000 * seconds / total for name, seconds in cpu.items()},
     }
 
 
@@ -143,6 +149,15 @@ def main(argv: list[str] | None = None) -> None:
     submit_rate = r["count"] / r["submitted_s"]
     report.add("rdev submit only (202s)", f"{r['count']} POSTs", submit_rate, "req/s")
     report.add("rdev wall time", "first POST → last", r["completed_s"], "s")
+    for name in ("api", "executor"):
+        per = r[f"cpu_ms_{name}"]
+        report.add(
+            f"rdev {name} CPU per command",
+            "user + system",
+            per,
+            "ms",
+            f"≤ {1000 / per:,.0f}/s per core",
+        )
     report.add("rdev submits retried", "connection resets", r["resets"], "", "same Idempotency-Key")
 
     why_not = ssh_loop.unavailable()
