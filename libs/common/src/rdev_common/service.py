@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from nats.aio.client import Client
@@ -117,3 +118,21 @@ async def run_service(
             await task
     await nc.drain()
     shutdown_telemetry()
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> None:
+    """Cancel `tasks` and wait for them at most `timeout_s`: shutdown never hangs on one."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in stuck:
+            log.warning("task did not stop in time", task=task.get_name())
+
+
+async def bounded(step: Awaitable[Any], what: str, timeout_s: float = 5.0) -> None:
+    """Await a shutdown step for at most `timeout_s`, logging instead of hanging."""
+    try:
+        await asyncio.wait_for(step, timeout_s)
+    except Exception as exc:
+        log.warning("shutdown step did not finish", step=what, error=repr(exc))

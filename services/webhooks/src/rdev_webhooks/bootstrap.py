@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from datetime import UTC, datetime
 
@@ -15,7 +14,7 @@ from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
-from rdev_common.service import consume
+from rdev_common.service import bounded, cancel_all, consume
 from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
 from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
@@ -89,11 +88,8 @@ async def run(settings: WebhooksSettings) -> None:
     log.info("service started", name="webhooks", schedule=list(schedule.delays))
     await stop.wait()
     health.should_exit = True
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await sender.aclose()
-    await nc.drain()
-    await engine.dispose()
+    await cancel_all(tasks)
+    await bounded(sender.aclose(), "close http client")
+    await bounded(nc.drain(), "drain nats")
+    await bounded(engine.dispose(), "close database")
     shutdown_telemetry()
