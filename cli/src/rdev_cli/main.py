@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
 
-from rdev_cli import (
-    audit_cmds,
-    events_cmds,
-    keys_cmd,
-    projects_cmd,
-    runs,
-    session_cmd,
-    webhooks_cmd,
-)
+from rdev_cli import keys_cmd, projects_cmd, runs, session_cmd, webhooks_cmd
+
+# The operator commands talk to NATS and the database directly; their imports cost
+# seconds of CPU, so they are loaded only when asked for (or for help/completion),
+# and `rdev run` starts as fast as ssh.
+OPERATOR_GROUPS = ("audit", "events")
 
 app = typer.Typer(
     help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
@@ -47,8 +45,6 @@ app.command(name="logout")(session_cmd.logout)
 app.add_typer(projects_cmd.app, name="projects")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(webhooks_cmd.app, name="webhooks")
-app.add_typer(audit_cmds.app, name="audit")
-app.add_typer(events_cmds.app, name="events")
 app.command(
     name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(runs.run)
@@ -56,6 +52,16 @@ for _command in (runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
     app.command()(_command)
 
 
+def _add_operator_groups() -> None:
+    from rdev_cli import audit_cmds, events_cmds
+
+    app.add_typer(audit_cmds.app, name="audit")
+    app.add_typer(events_cmds.app, name="events")
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    first = sys.argv[1] if len(sys.argv) > 1 else "--help"
+    if first in OPERATOR_GROUPS or first.startswith("-") or "_RDEV_COMPLETE" in os.environ:
+        _add_operator_groups()
     app()
