@@ -13,6 +13,7 @@ the API's delivery rate without the executor in the path.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -68,7 +69,7 @@ def curl(system: System, path: str, out: int | None) -> subprocess.Popen[bytes]:
 class Counted:
     events: int  # `output` events
     partial: int  # of which pieces of a line the executor flushed before its end
-    bytes: int
+    size: int
     tail: bytes
 
     def check(self, n: int) -> None:
@@ -78,7 +79,7 @@ class Counted:
 
 def count_sse(proc: subprocess.Popen[bytes]) -> Counted:
     """Output events and bytes read from curl's stdout until it exits."""
-    assert proc.stdout is not None
+    assert isinstance(proc.stdout, io.BufferedReader)
     events = partial = total = 0
     carry = tail = b""
     while chunk := proc.stdout.read1(1 << 20):
@@ -109,7 +110,7 @@ def sse_to_curl(
     counted.check(n)
     replay = sse_replay(system, project, command_id, n)
     return Delivery(
-        seconds, counted.events, counted.partial, counted.bytes, complete_ms(counted.tail)
+        seconds, counted.events, counted.partial, counted.size, complete_ms(counted.tail)
     ), replay
 
 
@@ -120,7 +121,7 @@ def sse_replay(system: System, project: str, command_id: str, n: int) -> Deliver
     seconds = time.perf_counter() - t0
     counted.check(n)
     return Delivery(
-        seconds, counted.events, counted.partial, counted.bytes, complete_ms(counted.tail)
+        seconds, counted.events, counted.partial, counted.size, complete_ms(counted.tail)
     )
 
 
