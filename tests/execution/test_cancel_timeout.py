@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -71,8 +70,9 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
 ) -> None:
     with system.client() as client:
         cid = submit(client, project, "trap '' TERM; echo ready; sleep 300")
-        wait_for(lambda: state(system, cid)["status"] == "running", 10, "not running")
-        time.sleep(0.3)  # let the shell install its trap
+        # "ready" is printed after the trap is installed: wait for it on the stream.
+        _, first = read_events(client, events_url(project, cid), limit=2)
+        assert first[-1].data["line"] == "ready"
         client.post(f"/commands/{cid}/cancel")
         _, events = read_events(client, events_url(project, cid))
     assert events[-1].data["reason"] == "cancelled"

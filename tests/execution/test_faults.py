@@ -29,13 +29,13 @@ def test_executor_killed_mid_run_closes_the_run_as_lost(system: RdevSystem) -> N
         wait_for(lambda: state(system, cid)["status"] == "running", 20, "not running")
         (executor,) = service_pids(system, "executor")
         os.kill(executor, signal.SIGKILL)
-        _, events = read_events(client, events_url("crash", cid), timeout=60)
+        _, events = read_events(client, events_url("crash", cid), timeout=180)
         assert [e.event for e in events[-2:]] == ["error", "complete"]
         assert events[-1].data["exit_code"] == 255
         assert events[-1].data["reason"] == "lost"
         # The executor that takes over runs the next commands normally.
         nxt = submit(client, "crash", "echo next")
-        _, after = read_events(client, events_url("crash", nxt), timeout=60)
+        _, after = read_events(client, events_url("crash", nxt), timeout=180)
     assert [e.data["line"] for e in after if e.event == "output"] == ["next"]
     assert after[-1].data["exit_code"] == 0
 

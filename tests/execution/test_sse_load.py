@@ -116,7 +116,10 @@ def test_a_stalled_client_does_not_grow_server_memory_and_can_resume(system: Rde
             f"X-API-Key: {system.api_key}\r\n\r\n"
         ).encode()
     )
-    first = sock.recv(4096).decode(errors="replace")
+    first = ""
+    while "event: output" not in first and len(first) < 65536:
+        first += sock.recv(4096).decode(errors="replace")
+    first = first[: first.rfind("\n\n")]  # whole events only
     peak = before
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
@@ -127,7 +130,9 @@ def test_a_stalled_client_does_not_grow_server_memory_and_can_resume(system: Rde
     # The run is ≈21 MB of output and ≈180 MB of SSE text; a stalled reader may pin
     # only the read-ahead window, not the run.
     assert peak - before < 64 * 1024, f"api grew by {peak - before} KiB for a stalled client"
-    last_id = [line for line in first.splitlines() if line.startswith("id: ")][-1][4:]
+    ids = [line[4:] for line in first.splitlines() if line.startswith("id: ") and "-" in line]
+    assert ids, f"no output event before the client stalled: {first[:500]!r}"
+    last_id = ids[-1]
     with system.client() as client:
         _, rest = read_events(
             client, events_url("slow", cid), headers={"Last-Event-ID": last_id}, timeout=120

@@ -26,7 +26,7 @@ from rdev_executor.service_layer.runner import Limits, RunControl, Runner
 from tests.kubernetes.apiserver_double import ApiServerDouble
 
 NAMESPACE = "rdev-workspaces"
-WAIT_S = 20.0
+WAIT_S = 60.0
 
 
 class FakeClock:

@@ -57,7 +57,7 @@ def event(name: str, data: dict[str, Any], event_id: str | None = None) -> bytes
 
 
 def heartbeat() -> ServerSentEvent:
-    return ServerSentEvent(event="heartbeat", data=json.dumps({"ts": time.time()}))
+    return ServerSentEvent(event="heartbeat", data=json.dumps({"ts": time.time()}), sep="\n")
 
 
 def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) -> bytes:

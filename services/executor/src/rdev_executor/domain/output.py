@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from rdev_executor.domain.redaction import Redactor
 
@@ -67,10 +69,17 @@ class OutputBatcher:
             # A trailing "\r" may be the first half of "\r\n": keep it for the next read.
             held = "\r" if text.endswith("\r") else ""
             text = text.removesuffix("\r")
+            if "\r" not in text:
+                *complete, state.tail = text.split("\n")
+                state.tail += held
+                self._add_lines(stream, complete)
+                self._split_long_tail(stream, state)
+                return self._take()
             start = 0
             for match in LINE_END.finditer(text):
-                self._add_whole(stream, self.redact(text[start : match.start()]),
-                                match.group() == "\r")
+                self._add_whole(
+                    stream, self.redact(text[start : match.start()]), match.group() == "\r"
+                )
                 start = match.end()
             state.tail = text[start:] + held
             self._split_long_tail(stream, state)
@@ -121,6 +130,35 @@ class OutputBatcher:
             return False
         self.bytes += size
         return True
+
+    def _add_lines(self, stream: str, lines: list[str]) -> None:
+        """Many plain lines at once: list slices instead of a Python step per line."""
+        if not lines:
+            return
+        if self.redact.longest:
+            lines = self.redact("\n".join(lines)).split("\n")
+        sizes = [n + 1 for n in map(len, lines)]
+        if max(sizes) > self.max_line_chars + 1:
+            for line in lines:
+                self._add_whole(stream, line, cr=False)
+            return
+        ends = list(accumulate(sizes))
+        done = 0
+        while done < len(lines):
+            batch = self._batch
+            if batch is None or batch.stream != stream:
+                self._close()
+                batch = self._batch = Batch(stream=stream, first_line=self.lines + 1)
+            base = ends[done - 1] if done else 0
+            # The first line that brings the batch to its size closes it.
+            stop = bisect_left(ends, base + self.batch_bytes - batch.size, lo=done) + 1
+            stop = min(stop, len(lines))
+            batch.lines.extend(lines[done:stop])
+            batch.size += ends[stop - 1] - base
+            self.lines += stop - done
+            done = stop
+            if batch.size >= self.batch_bytes:
+                self._close()
 
     def _add(self, stream: str, line: str, partial: bool = False, cr: bool = False) -> None:
         batch = self._batch

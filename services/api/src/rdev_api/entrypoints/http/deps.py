@@ -17,12 +17,12 @@ from rdev_common.errors import Forbidden, RateLimited, Unauthenticated
 SESSION_COOKIE = "rdev_session"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -49,6 +49,12 @@ def client_ip(request: Request, settings: SettingsDep) -> str | None:
         if not _trusted(hop, settings.trusted_proxies):
             return hop
     return hops[0] if hops else peer
+
+
+async def _client_ip_dep(request: Request, settings: SettingsDep) -> str | None:
+    # An async dependency runs on the event loop; a plain `def` one would cost a
+    # worker-thread hand-off on every request.
+    return client_ip(request, settings)
 
 
 def presented_secret(request: Request) -> str | None:
@@ -120,7 +126,7 @@ async def current_principal(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
-    ip: Annotated[str | None, Depends(client_ip)],
+    ip: Annotated[str | None, Depends(_client_ip_dep)],
 ) -> Principal:
     principal = await _authenticate(request, services, settings, ip)
     request.state.principal = principal

@@ -61,4 +61,5 @@ async def events(
         ping=settings.heartbeat_s,
         ping_message_factory=sse.heartbeat,
         send_timeout=settings.sse_send_timeout_s,
+        sep="\n",
     )
