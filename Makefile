@@ -22,8 +22,12 @@ $(STAMP): $(UV) $(MEMBERS)
 run: $(STAMP)
 	$(VENV)/bin/rdev up
 
+# End-to-end tests spend most of their time waiting on subprocesses: three workers
+# keep two cores busy.
+PYTEST_WORKERS ?= 3
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
