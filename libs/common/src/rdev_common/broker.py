@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -10,9 +13,18 @@ import time
 from pathlib import Path
 
 import nats
+import structlog
 from nats.aio.client import Client
 
+log = structlog.get_logger()
+
 MIN_SERVER_VERSION = (2, 11)
+
+
+def _die_with_parent() -> None:
+    """The broker gets SIGTERM if the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def nats_server_binary() -> str:
@@ -46,7 +58,7 @@ class EmbeddedNats:
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.store_dir / "nats-server.log").open("ab")
+        logfile = (self.store_dir / "nats-server.log").open("ab")
         self.process = subprocess.Popen(
             [
                 nats_server_binary(),
@@ -60,8 +72,12 @@ class EmbeddedNats:
                 "--server_name",
                 "rdev-embedded",
             ],
-            stdout=log,
+            stdout=logfile,
             stderr=subprocess.STDOUT,
+            # Its own session: a terminal's Ctrl-C reaches the services, and the broker
+            # is stopped after them, so they never see it vanish mid-shutdown.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -94,9 +110,14 @@ class EmbeddedNats:
 
 async def connect(url: str, name: str) -> Client:
     """A client that reconnects forever: a broker restart is an outage, not an end."""
+
+    async def report(exc: Exception) -> None:
+        log.warning("nats connection problem", error=repr(exc))
+
     return await nats.connect(
         url,
         name=name,
+        error_cb=report,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.2,
         connect_timeout=5,
