@@ -38,6 +38,7 @@ class ApiKeyRepository(Protocol):
     async def fresh(self, key_id: str) -> ApiKey | None:
         """The stored key, never from a cache (`last_used_at` as last flushed)."""
         ...
+
     async def update(self, key: ApiKey) -> None:
         """Store revocation, rotation and policy changes (not `last_used_at`)."""
         ...
