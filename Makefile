@@ -23,11 +23,11 @@ run: $(STAMP)
 	$(VENV)/bin/rdev up
 
 # End-to-end tests spend most of their time waiting on subprocesses: three workers
-# keep two cores busy.
+# keep two cores busy. A file's tests stay on one worker (they share its systems).
 PYTEST_WORKERS ?= 3
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
