@@ -1,26 +1,21 @@
-"""The life of a background service: connect, consume durably, serve health, stop on SIGTERM."""
+"""Shared pieces of background services: durable consumption and bounded shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry.trace import Status, StatusCode
 
-from rdev_common.broker import connect
-from rdev_common.health import Check, health_server
-from rdev_common.metrics import observe_consumed, poll_consumers
-from rdev_common.settings import HealthSettings
-from rdev_common.streams import DurableConsumer, ensure_consumer, ensure_streams
-from rdev_common.telemetry import configure_telemetry, consume_span, shutdown_telemetry
+from rdev_common.metrics import observe_consumed
+from rdev_common.streams import DurableConsumer
+from rdev_common.telemetry import consume_span
 
 log = structlog.get_logger()
 
@@ -72,52 +67,6 @@ async def _handle_one(durable: str, handler: Handler, msg: Msg) -> None:
             log.exception("handler failed; message will be redelivered", consumer=durable)
             return
     observe_consumed(durable, msg, "ok")
-
-
-async def run_service(
-    name: str,
-    settings: HealthSettings,
-    consumers: list[tuple[DurableConsumer, Handler]],
-    grace_s: float = 10.0,
-) -> None:
-    """Run a consuming service until SIGTERM/SIGINT.
-
-    On the signal: stop fetching, let handlers in progress finish for up to
-    `grace_s`, hand back what was fetched but not handled, flush telemetry.
-    """
-    configure_telemetry(name)
-    nc: Client = await connect(settings.require_nats_url(), f"rdev-{name}")
-    js = nc.jetstream()
-    await ensure_streams(js, settings)
-    for consumer, _ in consumers:
-        await ensure_consumer(js, consumer)
-
-    async def broker_answers() -> bool:
-        await js.account_info()
-        return nc.is_connected
-
-    checks: dict[str, Check] = {"nats": broker_answers}
-    health = health_server(checks, settings.health_host, settings.health_port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    names = [(c.stream, c.config.durable_name or "") for c, _ in consumers]
-    background = [
-        asyncio.create_task(health.serve()),
-        asyncio.create_task(poll_consumers(js, names)),
-    ]
-    workers = [asyncio.create_task(consume(js, c, h, stop=stop)) for c, h in consumers]
-    log.info("service started", name=name)
-    await stop.wait()
-    log.info("service stopping", name=name, grace_s=grace_s)
-    _, unfinished = await asyncio.wait(workers, timeout=grace_s)
-    health.should_exit = True
-    for task in [*unfinished, *background]:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await nc.drain()
-    shutdown_telemetry()
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> None:
