@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -20,6 +20,20 @@ from rdev_common.telemetry import consume_span
 log = structlog.get_logger()
 
 Handler = Callable[[Msg], Awaitable[None]]
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's main coroutine on uvloop where it is installed (the stdlib loop else).
+
+    uvloop roughly halves the loop's own cost per socket read and per subprocess,
+    which is most of a short command's latency.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def consume(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rdev_common.logging import configure_logging
+from rdev_common.service import run_async
 from rdev_executor.bootstrap import serve
 from rdev_executor.settings import ExecutorSettings
 
@@ -12,7 +11,7 @@ from rdev_executor.settings import ExecutorSettings
 def main() -> None:
     settings = ExecutorSettings()
     configure_logging(settings.log_format, settings.log_level, service="executor")
-    asyncio.run(serve(settings))
+    run_async(serve(settings))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rdev_common.logging import configure_logging
+from rdev_common.service import run_async
 from rdev_webhooks.bootstrap import run
 from rdev_webhooks.settings import WebhooksSettings
 
@@ -12,7 +11,7 @@ from rdev_webhooks.settings import WebhooksSettings
 def main() -> None:
     settings = WebhooksSettings()
     configure_logging(settings.log_format, settings.log_level, service="webhooks")
-    asyncio.run(run(settings))
+    run_async(run(settings))
 
 
 if __name__ == "__main__":
