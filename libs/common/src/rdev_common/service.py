@@ -22,18 +22,23 @@ log = structlog.get_logger()
 Handler = Callable[[Msg], Awaitable[None]]
 
 
-def run_async(main: Coroutine[Any, Any, None]) -> None:
-    """Run a service's main coroutine on uvloop where it is installed (the stdlib loop else).
+def run_async(main: Coroutine[Any, Any, None], *, fast_loop: bool = True) -> None:
+    """Run a service's main coroutine, on uvloop where it is installed and `fast_loop`.
 
-    uvloop roughly halves the loop's own cost per socket read and per subprocess,
-    which is most of a short command's latency.
+    uvloop cuts the loop's own cost per socket read by about half. It starts
+    subprocesses with fork(), though, which takes milliseconds more the larger the
+    parent is, where the standard loop's vfork() takes 0.6 ms: a service that spawns
+    commands keeps the standard loop.
     """
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    if fast_loop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 async def consume(
