@@ -83,6 +83,7 @@ async def serve(settings: ExecutorSettings) -> None:
             tail_idle_s=settings.output_tail_idle_s,
         ),
         executor_name=settings.executor_name,
+        secrets=NatsSecrets(js),
     )
     loop = PriorityLoop(
         nc,
@@ -92,7 +93,6 @@ async def serve(settings: ExecutorSettings) -> None:
         settings.executor_sweep_interval_s,
         aging_s=settings.priority_aging_s,
         slots=NatsProjectSlots(js, settings.executor_name, settings.project_slot_ttl_s),
-        secrets=NatsSecrets(js),
     )
     await loop.start()
 

@@ -67,14 +67,20 @@ class NatsEventLog:
                 await asyncio.sleep(RETRY_S)
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool:
+        return await self._last_subject(subjects.run_event(project, command_id, kind)) is not None
+
+    async def latest_kind(self, project: str, command_id: str) -> str | None:
+        subject = await self._last_subject(subjects.run_events(project, command_id))
+        return subject.rsplit(".", 1)[1] if subject else None
+
+    async def _last_subject(self, subject: str) -> str | None:
+        """The subject of the newest message matching `subject`, None if there is none."""
         while True:
             try:
-                await self.js.get_last_msg(
-                    streams.RUNS, subjects.run_event(project, command_id, kind), direct=True
-                )
-                return True
+                msg = await self.js.get_last_msg(streams.RUNS, subject, direct=True)
+                return msg.subject
             except NotFoundError:
-                return False
+                return None
             except ConnectionClosedError:
                 raise
             except Exception as exc:

@@ -6,6 +6,7 @@ import json
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from rdev_common.streams import SECRETS_BUCKET
 
@@ -13,9 +14,11 @@ from rdev_common.streams import SECRETS_BUCKET
 class NatsSecrets:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
+        self._kv: KeyValue | None = None
 
     async def for_project(self, project: str) -> dict[str, str]:
-        kv = await self.js.key_value(SECRETS_BUCKET)
+        # The bucket handle is looked up once: binding it is a stream-info round trip.
+        kv = self._kv = self._kv or await self.js.key_value(SECRETS_BUCKET)
         try:
             entry = await kv.get(project)
         except KeyNotFoundError:

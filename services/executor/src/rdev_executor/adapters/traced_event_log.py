@@ -43,3 +43,6 @@ class TracedEventLog:
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool:
         return await self.inner.exists(project, command_id, kind)
+
+    async def latest_kind(self, project: str, command_id: str) -> str | None:
+        return await self.inner.latest_kind(project, command_id)

@@ -5,7 +5,9 @@ oldest waiting command has waited longer than the aging threshold goes first
 (oldest first), so low work still starts under a steady stream of high work.
 FastStream cannot express priority across subscribers, so this loop uses nats-py:
 raw no-wait pulls swept in that order, woken by a core subscription on the command
-subjects, with a periodic sweep for redeliveries.
+subjects. A wake-up names the command's priority, so only queues known to have
+work are pulled; a full sweep of every queue at least every sweep interval finds
+what no wake-up announced (redeliveries, commands handed back for later).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from nats.aio.msg import Msg
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
-from rdev_executor.adapters.nats_secrets import NatsSecrets
 from rdev_executor.entrypoints.run_observer import observe_run
 from rdev_executor.service_layer.runner import RunControl, Runner
 
@@ -44,7 +45,6 @@ class PriorityLoop:
         sweep_interval_s: float,
         aging_s: float = 30.0,
         slots: NatsProjectSlots | None = None,
-        secrets: NatsSecrets | None = None,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -54,8 +54,10 @@ class PriorityLoop:
         self.sweep_interval_s = sweep_interval_s
         self.aging_s = aging_s
         self.project_slots = slots
-        self.secrets = secrets
         self.wake = asyncio.Event()
+        # Queues that may hold work: named by wake-ups, emptied by a pull that finds nothing.
+        self.hinted: set[Priority] = set(ORDER)
+        self._full_sweep_at = 0.0
         self.running: dict[str, RunControl] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -63,8 +65,9 @@ class PriorityLoop:
         self._aged: list[Priority] = []
 
     async def start(self) -> None:
-        async def wake(_: Msg) -> None:
-            self.wake.set()
+        async def wake(msg: Msg) -> None:
+            with contextlib.suppress(ValueError, IndexError):
+                self._hint(Priority(msg.subject.split(".")[2]))
 
         async def cancel(msg: Msg) -> None:
             _, command_id, _ = subjects.parse_run_subject(msg.subject)
@@ -103,10 +106,13 @@ class PriorityLoop:
         event = CloudEvent.from_bytes(msg.data or b"")
         return (datetime.now(UTC) - event.time).total_seconds()
 
-    async def _order(self) -> list[Priority]:
-        """Aged queues first (checked at most once a second), then high → normal → low."""
+    async def _order(self, candidates: set[Priority]) -> list[Priority]:
+        """Aged queues first (checked at most once a second), then high → normal → low.
+
+        Ageing only decides between queues, so a sweep of one queue skips the check.
+        """
         now = time.monotonic()
-        if now - self._aged_checked_at >= 1.0:
+        if len(candidates) > 1 and now - self._aged_checked_at >= 1.0:
             self._aged_checked_at = now
             try:
                 waits = {p: await self._oldest_wait_s(p) for p in (Priority.NORMAL, Priority.LOW)}
@@ -115,13 +121,19 @@ class PriorityLoop:
                 waits = {}
             aged = [p for p, w in waits.items() if w > self.aging_s]
             self._aged = sorted(aged, key=lambda p: -waits[p])
-        return [*self._aged, *(p for p in ORDER if p not in self._aged)]
+        order = [*self._aged, *(p for p in ORDER if p not in self._aged)]
+        return [p for p in order if p in candidates]
 
     async def _sweep(self) -> Msg | None:
-        for priority in await self._order():
+        now = time.monotonic()
+        if now >= self._full_sweep_at:
+            self._full_sweep_at = now + self.sweep_interval_s
+            self.hinted.update(ORDER)
+        for priority in await self._order(set(self.hinted)):
             msg = await self._next(priority)
             if msg is not None:
                 return msg
+            self.hinted.discard(priority)
         return None
 
     async def run(self) -> None:
@@ -155,21 +167,26 @@ class PriorityLoop:
             self._release()
             return
         lease = None
+        first_delivery = msg.metadata.num_delivered == 1
         if req.max_concurrency and self.project_slots is not None:
             lease = await self.project_slots.acquire(req.project, req.max_concurrency)
             if lease is None:
                 # The project is at its limit on some executor: hand it back for later.
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=PROJECT_BUSY_DELAY_S)
+                asyncio.get_running_loop().call_later(
+                    PROJECT_BUSY_DELAY_S, self._hint, req.priority
+                )
                 self._release()
                 return
         control = self.running[req.command_id] = RunControl()
         keepalive = asyncio.create_task(self._keep_alive(msg))
         structlog.contextvars.bind_contextvars(command_id=req.command_id, project=req.project)
         try:
-            secrets = await self.secrets.for_project(req.project) if self.secrets else {}
             with observe_run(msg, req) as run:
-                outcome = await self.runner.handle(req, control, extra_env=run.env, secrets=secrets)
+                outcome = await self.runner.handle(
+                    req, control, extra_env=run.env, first_delivery=first_delivery
+                )
                 run.finished(outcome)
             await self._ack(msg)
         except Exception as exc:
@@ -183,6 +200,10 @@ class PriorityLoop:
                 await self.project_slots.release(lease)
             self._release()
 
+    def _hint(self, priority: Priority) -> None:
+        self.hinted.add(priority)
+        self.wake.set()
+
     def _release(self) -> None:
         self.slots.release()
         self.wake.set()
@@ -195,14 +216,12 @@ class PriorityLoop:
                 await msg.in_progress()
 
     async def _ack(self, msg: Msg) -> None:
-        for _ in range(40):
-            try:
-                await msg.ack_sync(timeout=2.0)
-                return
-            except Exception as exc:
-                log.warning("ack failed, retrying", error=repr(exc))
-                await asyncio.sleep(0.25)
-        # Redelivery will find the `completed` event and ack without running again.
+        # Not waited for: an ack lost to a broker restart only means a redelivery,
+        # which finds the `completed` event and acks without running again.
+        try:
+            await msg.ack()
+        except Exception as exc:
+            log.warning("ack failed; the command will be redelivered and closed", error=repr(exc))
 
     async def stop(self, grace_s: float) -> None:
         """Take no more work; give runs `grace_s` to finish, then cancel the rest.

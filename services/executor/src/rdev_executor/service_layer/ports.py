@@ -49,3 +49,13 @@ class EventLog(Protocol):
         ...
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool: ...
+
+    async def latest_kind(self, project: str, command_id: str) -> str | None:
+        """The kind of the run's newest event (`requested`, `started`, …), None if none."""
+        ...
+
+
+class SecretSource(Protocol):
+    async def for_project(self, project: str) -> dict[str, str]:
+        """The project's secret environment variables (name → value)."""
+        ...

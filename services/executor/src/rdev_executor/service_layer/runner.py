@@ -23,7 +23,14 @@ from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
 from rdev_executor.domain.output import Batch, OutputBatcher
 from rdev_executor.domain.redaction import Redactor
-from rdev_executor.service_layer.ports import Backend, Chunk, EventLog, Process, ProcessLost
+from rdev_executor.service_layer.ports import (
+    Backend,
+    Chunk,
+    EventLog,
+    Process,
+    ProcessLost,
+    SecretSource,
+)
 
 log = structlog.get_logger()
 
@@ -68,63 +75,103 @@ def lifecycle_id(command_id: str, kind: str) -> str:
     return str(uuid.uuid5(uuid.UUID(int=0), f"{command_id}.{kind}"))
 
 
+@dataclass(frozen=True)
+class _History:
+    completed: bool = False
+    started: bool = False
+    cancel_requested: bool = False
+
+
 @dataclass
 class Runner:
     backend: Backend
     events: EventLog
     limits: Limits
     executor_name: str
+    secrets: SecretSource | None = None
 
     async def handle(
         self,
         req: CommandRequested,
         control: RunControl,
         extra_env: dict[str, str],
-        secrets: dict[str, str] | None = None,
+        *,
+        first_delivery: bool = False,
     ) -> Outcome | None:
         """Run `req` unless the log shows it already ran; None when nothing was left to do.
 
-        `secrets` become environment variables of the command, and their values are
-        masked in its output before anything is published.
+        The project's secrets become environment variables of the command, and their
+        values are masked in its output before anything is published.
         """
         p, cid = req.project, req.command_id
-        completed, started, cancel_requested = await asyncio.gather(
-            self.events.exists(p, cid, "completed"),
-            self.events.exists(p, cid, "started"),
-            self.events.exists(p, cid, "cancel_requested"),
+        history, secrets = await asyncio.gather(
+            self._history(req, first_delivery), self._secrets(p)
         )
-        if completed:
+        if history.completed:
             return None
-        if started:
+        if history.started:
             return await self._complete(
                 req,
                 outcomes.lost("the executor running this command stopped before it completed"),
                 0,
                 None,
             )
-        if control.cancelled.is_set() or cancel_requested:
+        if control.cancelled.is_set() or history.cancel_requested:
             return await self._complete(req, outcomes.cancelled_before_start(), 0, None)
-        await self.events.publish(
-            CommandStarted(command_id=cid, project=p, executor=self.executor_name),
-            "started",
-            project=p,
-            command_id=cid,
-            event_id=lifecycle_id(cid, "started"),
+        # `started` is stored while the process spawns; nothing else of the run is
+        # published before its ack, so the log keeps the order.
+        started = asyncio.ensure_future(
+            self.events.publish(
+                CommandStarted(command_id=cid, project=p, executor=self.executor_name),
+                "started",
+                project=p,
+                command_id=cid,
+                event_id=lifecycle_id(cid, "started"),
+            )
         )
         began = time.monotonic()
         batcher = OutputBatcher(
             self.limits.max_line_chars,
             self.limits.batch_bytes,
             self.limits.cap_bytes,
-            Redactor(list((secrets or {}).values())),
+            Redactor(list(secrets.values())),
         )
         try:
-            process = await self.backend.start(req, {**(secrets or {}), **extra_env})
+            process = await self.backend.start(req, {**secrets, **extra_env})
         except Exception as exc:
             log.warning("command failed to start", command_id=cid, error=str(exc))
+            await started
             return await self._complete(req, outcomes.failed(str(exc)), began, batcher)
+        except BaseException:
+            started.cancel()
+            raise
+        try:
+            await started
+        except BaseException:
+            process.signal_group(signal.SIGKILL)
+            raise
         result = await self._supervise(req, process, control, batcher)
         return await self._complete(req, result, began, batcher)
+
+    async def _history(self, req: CommandRequested, first_delivery: bool) -> _History:
+        """What the log already holds of this run.
+
+        A command's first delivery whose newest run event is its own `requested` (or
+        nothing yet) has nothing behind it: one lookup. Anything else, and every
+        redelivery, looks up each kind.
+        """
+        p, cid = req.project, req.command_id
+        if first_delivery and await self.events.latest_kind(p, cid) in (None, "requested"):
+            return _History()
+        completed, started, cancel_requested = await asyncio.gather(
+            self.events.exists(p, cid, "completed"),
+            self.events.exists(p, cid, "started"),
+            self.events.exists(p, cid, "cancel_requested"),
+        )
+        return _History(completed, started, cancel_requested)
+
+    async def _secrets(self, project: str) -> dict[str, str]:
+        return await self.secrets.for_project(project) if self.secrets else {}
 
     async def _supervise(
         self, req: CommandRequested, process: Process, control: RunControl, batcher: OutputBatcher
