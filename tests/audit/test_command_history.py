@@ -32,7 +32,7 @@ def lifecycle_messages(count: int) -> list[StreamMessage]:
 async def test_history_pages_and_idempotent_batches(db_url: str, db: Db) -> None:
     engine = create_engine(db_url)
     sessions = session_factory(engine)
-    uow = lambda: SqlAlchemyProjectionUnitOfWork(sessions)  # noqa: E731
+    uow = lambda: SqlAlchemyProjectionUnitOfWork(engine)  # noqa: E731
     now = lambda: datetime.now(UTC)  # noqa: E731
     messages = lifecycle_messages(25)
     try:

@@ -17,7 +17,7 @@ from rdev_audit.service_layer.projector import Source
 from rdev_audit.settings import AuditSettings
 from rdev_common import streams
 from rdev_common.broker import connect
-from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.db.engine import create_engine
 from rdev_common.health import Check, health_server
 
 log = structlog.get_logger()
@@ -40,12 +40,11 @@ async def run(settings: AuditSettings) -> None:
     js = nc.jetstream()
     await streams.ensure_streams(js, settings)
     engine = create_engine(settings.resolved_database_url())
-    sessions = session_factory(engine)
     loops = [
         ProjectionLoop(
             source,
             NatsPositionedFeed(js, consumer, batch=settings.batch_size),
-            lambda: SqlAlchemyProjectionUnitOfWork(sessions),
+            lambda: SqlAlchemyProjectionUnitOfWork(engine),
             utcnow,
         )
         for source, consumer in SOURCES
