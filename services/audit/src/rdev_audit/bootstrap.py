@@ -43,7 +43,9 @@ async def run(settings: AuditSettings) -> None:
     loops = [
         ProjectionLoop(
             source,
-            NatsPositionedFeed(js, consumer, batch=settings.batch_size),
+            NatsPositionedFeed(
+                js, consumer, batch=settings.batch_size, linger_s=settings.batch_linger_ms / 1000
+            ),
             lambda: SqlAlchemyProjectionUnitOfWork(engine),
             utcnow,
         )

@@ -10,6 +10,7 @@ durable consumer stays visible to operators (`rdev events info` shows its lag).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import structlog
@@ -23,16 +24,26 @@ from rdev_common.streams import DurableConsumer, ensure_consumer
 
 log = structlog.get_logger()
 
+# How long the top-up fetch after the linger waits when nothing more has arrived.
+TOP_UP_WAIT_S = 0.02
+
 
 class OutOfOrder(Exception):
     pass
 
 
 class NatsPositionedFeed:
-    def __init__(self, js: JetStreamContext, consumer: DurableConsumer, batch: int = 500) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        consumer: DurableConsumer,
+        batch: int = 500,
+        linger_s: float = 0.0,
+    ) -> None:
         self.js = js
         self.consumer = consumer
         self.batch = batch
+        self.linger_s = linger_s
         self.durable = consumer.config.durable_name or ""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._pending: list[Msg] = []
@@ -59,12 +70,14 @@ class NatsPositionedFeed:
         log.info("consumer positioned", consumer=self.durable, seq=min(next_seq, end))
 
     async def next_batch(self, timeout_s: float = 1.0) -> list[StreamMessage]:
-        """The next messages in order; empty when none arrived within `timeout_s`."""
-        assert self._sub is not None, "position_at() first"
-        try:
-            msgs = await self._sub.fetch(self.batch, timeout=timeout_s)
-        except (NatsTimeoutError, TimeoutError):
-            return []
+        """The next messages in order; empty when none arrived within `timeout_s`.
+
+        A batch that is not full is topped up once, `linger_s` after its first messages.
+        """
+        msgs = await self._fetch(self.batch, timeout_s)
+        if msgs and len(msgs) < self.batch and self.linger_s > 0:
+            await asyncio.sleep(self.linger_s)
+            msgs += await self._fetch(self.batch - len(msgs), TOP_UP_WAIT_S)
         for msg in msgs:
             meta = msg.metadata
             if meta.num_delivered != 1 or meta.sequence.consumer != self._next_delivery:
@@ -72,6 +85,13 @@ class NatsPositionedFeed:
             self._next_delivery += 1
         self._pending = msgs
         return [_message(m) for m in msgs]
+
+    async def _fetch(self, batch: int, timeout_s: float) -> list[Msg]:
+        assert self._sub is not None, "position_at() first"
+        try:
+            return await self._sub.fetch(batch, timeout=timeout_s)
+        except (NatsTimeoutError, TimeoutError):
+            return []
 
     async def ack(self) -> None:
         """Acknowledge the last batch, once its position is committed."""
