@@ -91,3 +91,24 @@ def test_a_secret_across_a_long_line_split_is_masked() -> None:
     text = "".join(line for _, line in lines(out))
     assert secret not in text
     assert MASK in text
+
+
+def test_plain_blocks_keep_empty_lines_and_numbering() -> None:
+    b = batcher(batch_bytes=6)
+    out = b.feed("stdout", b"a\n\nbb\n\n") + b.feed("stdout", b"ccc\n\n") + b.finish()
+    assert lines(out) == [("stdout", x) for x in ["a", "", "bb", "", "ccc", ""]]
+    numbers = [x.first_line + i for x in out for i in range(len(x.lines))]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    assert b.lines == 6
+
+
+def test_plain_blocks_match_line_by_line_batching() -> None:
+    data = b"".join(b"%d\n" % i for i in range(20000)) + b"x" * 9000 + b"\nend\n"
+    chunked = batcher(batch_bytes=4096, max_line_chars=8192)
+    out = [x for i in range(0, len(data), 1000) for x in chunked.feed("stdout", data[i : i + 1000])]
+    out += chunked.finish()
+    expected = [str(i) for i in range(20000)] + ["x" * 8192, "x" * 808, "end"]
+    assert [line for _, line in lines(out)] == expected
+    numbers = [x.first_line + i for x in out for i in range(len(x.lines))]
+    assert numbers == list(range(1, len(expected) + 1))
+    assert all(x.size <= 4096 + 8192 + 1 for x in out)

@@ -20,6 +20,26 @@ def _text(data: dict[str, object]) -> bytes:
     return "".join(line + ends.get(i, "\n") for i, line in enumerate(lines)).encode()
 
 
+_LINES = b'"lines":["'
+
+
+def plain_text(raw: bytes) -> bytes | None:
+    """The text of a stored output event read straight off its JSON, if that is safe.
+
+    Without a backslash anywhere in the event, no string in it holds a quote, so the
+    lines array runs from `"lines":["` to the first `"]` with `","` between lines.
+    With no split or progress line flagged, its text is that span with each `","`
+    turned into a newline: no JSON parsing, no object per line. None otherwise.
+    """
+    if b"\\" in raw or b'"partial":[]' not in raw or b'"cr":[]' not in raw:
+        return None
+    start = raw.find(_LINES)
+    end = raw.find(b'"]', start)
+    if start < 0 or end < 0:
+        return None
+    return raw[start + len(_LINES) : end].replace(b'","', b"\n") + b"\n"
+
+
 def _jsonl(data: dict[str, object]) -> bytes:
     lines: list[str] = data["lines"]  # type: ignore[assignment]
     first: int = data["first_line"]  # type: ignore[assignment]
@@ -48,7 +68,8 @@ async def run_log(
     async for stored in reader.events(subjects.run_events(project, command_id), 1, follow=follow):
         kind = stored.subject.rsplit(".", 1)[1]
         if kind == "output":
-            yield render(orjson.loads(stored.data)["data"])
+            text = plain_text(stored.data) if fmt != "jsonl" else None
+            yield text if text is not None else render(orjson.loads(stored.data)["data"])
         elif kind == "completed":
             if fmt == "jsonl":
                 data = orjson.loads(stored.data)["data"]

@@ -32,6 +32,7 @@ class NatsEventLog:
         project: str,
         command_id: str,
         event_id: str | None = None,
+        lines_json: bytes | None = None,
     ) -> int:
         # The current span's context travels in the CloudEvent and the headers, so the
         # consumers of this event (webhooks, audit) continue the run's trace.
@@ -46,7 +47,7 @@ class NatsEventLog:
         if event_id:
             envelope = envelope.model_copy(update={"id": event_id})
         subject = subjects.run_event(project, command_id, kind)
-        payload = envelope.to_bytes()
+        payload = envelope.to_bytes(lines_json)
         headers = {**carrier, "Nats-Msg-Id": envelope.id}
         # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
         # is de-duplicated by the broker, so a line is never stored twice.

@@ -29,16 +29,27 @@ class TracedEventLog:
         project: str,
         command_id: str,
         event_id: str | None = None,
+        lines_json: bytes | None = None,
     ) -> int:
         if isinstance(event, CommandCompleted):
             OUTPUT_BYTES.inc(event.bytes)
         if kind in UNTRACED_KINDS:
             return await self.inner.publish(
-                event, kind, project=project, command_id=command_id, event_id=event_id
+                event,
+                kind,
+                project=project,
+                command_id=command_id,
+                event_id=event_id,
+                lines_json=lines_json,
             )
         with publish_span(subjects.run_event(project, command_id, kind), event.kind):
             return await self.inner.publish(
-                event, kind, project=project, command_id=command_id, event_id=event_id
+                event,
+                kind,
+                project=project,
+                command_id=command_id,
+                event_id=event_id,
+                lines_json=lines_json,
             )
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool:

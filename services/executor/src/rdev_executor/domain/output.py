@@ -8,6 +8,10 @@ never fatal; a line longer than `max_line_chars` is split and its pieces flagged
 the next line overwrites on a terminal; past `cap_bytes` output is dropped and the
 run is marked truncated. Secret values are masked before a line leaves here, also
 when a secret arrives split across two reads.
+
+Plain output (no carriage return, no secret to mask, no line near the length limit)
+is kept as blocks of whole lines joined by "\n", as read: a batch of thousands of
+short lines costs a few string operations, not a Python object per line.
 """
 
 from __future__ import annotations
@@ -25,12 +29,24 @@ LINE_END = re.compile(r"\r\n|\n|\r")
 
 @dataclass
 class Batch:
+    """Consecutive lines of one stream; `parts` each hold one or more whole lines."""
+
     stream: str
     first_line: int
-    lines: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    count: int = 0
     partial: list[int] = field(default_factory=list)
     cr: list[int] = field(default_factory=list)
     size: int = 0
+
+    @property
+    def text(self) -> str:
+        """The batch's lines joined by "\n"."""
+        return "\n".join(self.parts)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n") if len(self.parts) < self.count else list(self.parts)
 
 
 @dataclass
@@ -70,9 +86,13 @@ class OutputBatcher:
             held = "\r" if text.endswith("\r") else ""
             text = text.removesuffix("\r")
             if "\r" not in text:
-                *complete, state.tail = text.split("\n")
-                state.tail += held
-                self._add_lines(stream, complete)
+                cut = text.rfind("\n")
+                body, state.tail = text[: max(cut, 0)], text[cut + 1 :] + held
+                if cut >= 0:
+                    if self._plain(body):
+                        self._add_block(stream, body)
+                    else:
+                        self._add_lines(stream, body.split("\n"))
                 self._split_long_tail(stream, state)
                 return self._take()
             start = 0
@@ -131,6 +151,40 @@ class OutputBatcher:
         self.bytes += size
         return True
 
+    def _plain(self, body: str) -> bool:
+        """True if `body` can be kept as one block: nothing to mask, no over-long line.
+
+        No line is longer than the limit if every aligned window of half the limit
+        holds a newline (a longer line would cover one such window whole): a few
+        `find` calls instead of measuring every line.
+        """
+        if self.redact.longest:
+            return False
+        window = (self.max_line_chars + 1) // 2
+        return len(body) <= self.max_line_chars or all(
+            body.find("\n", start, start + window) >= 0
+            for start in range(0, len(body) - window + 1, window)
+        )
+
+    def _add_block(self, stream: str, body: str) -> None:
+        """Whole lines joined by "\n", none too long, as parts of batches."""
+        rest: str | None = body
+        while rest is not None:
+            batch = self._batch
+            if batch is None or batch.stream != stream:
+                self._close()
+                batch = self._batch = Batch(stream=stream, first_line=self.lines + 1)
+            # The first line that brings the batch to its size closes it.
+            end = rest.find("\n", max(self.batch_bytes - batch.size - 1, 0))
+            part, rest = (rest, None) if end < 0 else (rest[:end], rest[end + 1 :])
+            count = part.count("\n") + 1
+            batch.parts.append(part)
+            batch.count += count
+            batch.size += len(part) + 1
+            self.lines += count
+            if batch.size >= self.batch_bytes:
+                self._close()
+
     def _add_lines(self, stream: str, lines: list[str]) -> None:
         """Many plain lines at once: list slices instead of a Python step per line."""
         if not lines:
@@ -153,7 +207,8 @@ class OutputBatcher:
             # The first line that brings the batch to its size closes it.
             stop = bisect_left(ends, base + self.batch_bytes - batch.size, lo=done) + 1
             stop = min(stop, len(lines))
-            batch.lines.extend(lines[done:stop])
+            batch.parts.extend(lines[done:stop])
+            batch.count += stop - done
             batch.size += ends[stop - 1] - base
             self.lines += stop - done
             done = stop
@@ -166,17 +221,18 @@ class OutputBatcher:
             self._close()
             batch = self._batch = Batch(stream=stream, first_line=self.lines + 1)
         if partial:
-            batch.partial.append(len(batch.lines))
+            batch.partial.append(batch.count)
         if cr:
-            batch.cr.append(len(batch.lines))
-        batch.lines.append(line)
+            batch.cr.append(batch.count)
+        batch.parts.append(line)
+        batch.count += 1
         batch.size += len(line) + 1
         self.lines += 1
         if batch.size >= self.batch_bytes:
             self._close()
 
     def _close(self) -> None:
-        if self._batch is not None and self._batch.lines:
+        if self._batch is not None and self._batch.count:
             self._ready.append(self._batch)
         self._batch = None
 

@@ -44,8 +44,13 @@ class EventLog(Protocol):
         project: str,
         command_id: str,
         event_id: str | None = None,
+        lines_json: bytes | None = None,
     ) -> int:
-        """Store the event; retries until stored. Returns its stream sequence."""
+        """Store the event; retries until stored. Returns its stream sequence.
+
+        `lines_json`, for an output event, is its `lines` already encoded (see
+        `rdev_common.events.lines_json`); the event's own `lines` are then left out.
+        """
         ...
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool: ...

@@ -18,6 +18,7 @@ from rdev_common.events import (
     CommandRequested,
     CommandStarted,
     Reason,
+    lines_json,
 )
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
@@ -73,6 +74,46 @@ class RunControl:
 def lifecycle_id(command_id: str, kind: str) -> str:
     """Deterministic id of a run's started/completed event: the broker refuses a second one."""
     return str(uuid.uuid5(uuid.UUID(int=0), f"{command_id}.{kind}"))
+
+
+@dataclass
+class _OutputSender:
+    """Publishes a run's output batches in order with one in flight, so the next
+    batch is read and made while the broker stores the last one."""
+
+    events: EventLog
+    req: CommandRequested
+    in_flight: asyncio.Future[int] | None = None
+
+    async def send(self, batches: list[Batch]) -> None:
+        for b in batches:
+            await self.drain()
+            self.in_flight = asyncio.ensure_future(
+                self.events.publish(
+                    CommandOutput(
+                        command_id=self.req.command_id,
+                        stream=b.stream,  # type: ignore[arg-type]
+                        first_line=b.first_line,
+                        lines=[],
+                        partial=b.partial,
+                        cr=b.cr,
+                    ),
+                    "output",
+                    project=self.req.project,
+                    command_id=self.req.command_id,
+                    lines_json=lines_json(b.text),
+                )
+            )
+
+    async def drain(self) -> None:
+        """Wait until every batch sent is stored."""
+        if self.in_flight is not None:
+            in_flight, self.in_flight = self.in_flight, None
+            await in_flight
+
+    def cancel(self) -> None:
+        if self.in_flight is not None:
+            self.in_flight.cancel()
 
 
 @dataclass(frozen=True)
@@ -216,7 +257,18 @@ class Runner:
     async def _pump(
         self, req: CommandRequested, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
     ) -> None:
-        """Read, batch and publish output; reading the next chunk overlaps publishing."""
+        """Read, batch and publish output; reading and batching overlap publishing."""
+        sender = _OutputSender(self.events, req)
+        try:
+            await self._pump_into(sender, chunks, batcher)
+            await sender.drain()
+        except BaseException:
+            sender.cancel()
+            raise
+
+    async def _pump_into(
+        self, sender: _OutputSender, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
+    ) -> None:
         age, tail_idle = self.limits.batch_age_s, self.limits.tail_idle_s
         pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
         opened_at = last_read = time.monotonic()
@@ -235,7 +287,7 @@ class Runner:
                 idle = time.monotonic() - last_read >= tail_idle
                 if idle and await _arrives_soon(pending):
                     continue  # the rest of the line was already on its way
-                await self._publish(req, batcher.flush(tails=idle))
+                await sender.send(batcher.flush(tails=idle))
                 opened_at = time.monotonic()
                 continue
             try:
@@ -246,24 +298,8 @@ class Runner:
             if batcher.open_batch_size == 0:
                 opened_at = time.monotonic()
             last_read = time.monotonic()
-            await self._publish(req, batcher.feed(chunk.stream, chunk.data))
-        await self._publish(req, batcher.finish())
-
-    async def _publish(self, req: CommandRequested, batches: list[Batch]) -> None:
-        for b in batches:
-            await self.events.publish(
-                CommandOutput(
-                    command_id=req.command_id,
-                    stream=b.stream,  # type: ignore[arg-type]
-                    first_line=b.first_line,
-                    lines=b.lines,
-                    partial=b.partial,
-                    cr=b.cr,
-                ),
-                "output",
-                project=req.project,
-                command_id=req.command_id,
-            )
+            await sender.send(batcher.feed(chunk.stream, chunk.data))
+        await sender.send(batcher.finish())
 
     async def _complete(
         self, req: CommandRequested, result: Outcome, began: float, batcher: OutputBatcher | None

@@ -1,0 +1,50 @@
+"""Output events encoded and read in bulk agree with the plain JSON path, whatever the lines."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from rdev_api.entrypoints.logs import _text, plain_text
+from rdev_common.events import CloudEvent, CommandOutput, lines_json
+
+CASES = [
+    ["a", "b", ""],
+    ["", ""],
+    ['x"y'],
+    ["back\\slash", "n"],
+    ["ünï", 'c,","d'],
+    ["tab\there", "\x1b[31mred\x1b[0m"],
+    ["]", '"]', "[", '"lines":["'],
+    ['a","b'],
+    ["\u2028 line separator"],
+]
+
+
+def event(lines: list[str], partial: list[int]) -> CloudEvent:
+    return CloudEvent.wrap(
+        CommandOutput(command_id="c", stream="stdout", first_line=1, lines=lines, partial=partial),
+        source="rdev/test",
+        subject="c",
+        project="p",
+    )
+
+
+@pytest.mark.parametrize("lines", CASES)
+def test_lines_json_is_the_json_of_the_lines(lines: list[str]) -> None:
+    assert orjson.loads(lines_json("\n".join(lines))) == lines
+
+
+@pytest.mark.parametrize("lines", CASES)
+@pytest.mark.parametrize("partial", [[], [0]])
+def test_plain_text_is_the_parsed_text_or_declines(lines: list[str], partial: list[int]) -> None:
+    ev = event(lines, partial)
+    for raw in (ev.to_bytes(), ev.to_bytes(lines_json("\n".join(lines)))):
+        assert CloudEvent.from_bytes(raw).payload() == ev.payload()
+        fast = plain_text(raw)
+        assert fast is None or fast == _text(orjson.loads(raw)["data"])
+
+
+def test_plain_lines_take_the_bulk_path() -> None:
+    raw = event(["1", "2", "", "ü"], []).to_bytes(lines_json("1\n2\n\nü"))
+    assert plain_text(raw) == "1\n2\n\nü\n".encode()
