@@ -7,6 +7,7 @@ from datetime import datetime
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
 
 from rdev_api.service_layer.ports import CommandState, Submitted
 from rdev_common import streams, subjects
@@ -24,6 +25,7 @@ SOURCE = "rdev/api"
 class NatsCommandLog:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
+        self._claims: KeyValue | None = None
 
     async def request(
         self, event: CommandRequested, event_id: str, traceparent: str | None
@@ -52,7 +54,8 @@ class NatsCommandLog:
         )
 
     async def claim(self, token: str, command_id: str) -> str:
-        kv = await self.js.key_value(streams.IDEMPOTENCY_BUCKET)
+        # Bound once: binding the bucket is a stream-info round trip.
+        kv = self._claims = self._claims or await self.js.key_value(streams.IDEMPOTENCY_BUCKET)
         try:
             await kv.create(token, command_id.encode())
             return command_id

@@ -41,9 +41,12 @@ async def submit(
     command_id = new_id()
     if idempotency_key:
         token = idempotency_token(actor, project.id, idempotency_key)
-        command_id = await log.claim(token, command_id)
-        if await log.state(command_id, project.id) is not None:
-            return Submitted(command_id=command_id, sequence=0, duplicate=True)
+        claimed = await log.claim(token, command_id)
+        # A claim made by an earlier request whose command was stored is a duplicate;
+        # one whose request never got stored (it failed mid-way) is submitted again.
+        if claimed != command_id and await log.state(claimed, project.id) is not None:
+            return Submitted(command_id=claimed, sequence=0, duplicate=True)
+        command_id = claimed
     # Published with Nats-Msg-Id = command id: a retry of an interrupted submit with the
     # same Idempotency-Key is de-duplicated by the broker.
     event = CommandRequested(
