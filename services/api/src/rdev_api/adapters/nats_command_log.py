@@ -88,16 +88,26 @@ class NatsCommandLog:
         return CloudEvent.from_bytes(msg.data or b"")
 
     async def state(self, command_id: str, project: str | None = None) -> CommandState | None:
-        requested = await self._last(
-            streams.COMMANDS, f"{subjects.COMMANDS_PREFIX}.*.{project or '*'}.{command_id}"
-        )
-        if requested is None:
-            return None
+        """The command's state from its events; with `project` known, all three at once."""
+        requested_subject = f"{subjects.COMMANDS_PREFIX}.*.{project or '*'}.{command_id}"
+        if project is None:
+            requested = await self._last(streams.COMMANDS, requested_subject)
+            if requested is None:
+                return None
+            project = CommandRequested.model_validate(requested.data).project
+            started, completed = await asyncio.gather(
+                self._last(streams.RUNS, subjects.run_event(project, command_id, "started")),
+                self._last(streams.RUNS, subjects.run_event(project, command_id, "completed")),
+            )
+        else:
+            requested, started, completed = await asyncio.gather(
+                self._last(streams.COMMANDS, requested_subject),
+                self._last(streams.RUNS, subjects.run_event(project, command_id, "started")),
+                self._last(streams.RUNS, subjects.run_event(project, command_id, "completed")),
+            )
+            if requested is None:
+                return None
         req = CommandRequested.model_validate(requested.data)
-        started, completed = await asyncio.gather(
-            self._last(streams.RUNS, subjects.run_event(req.project, command_id, "started")),
-            self._last(streams.RUNS, subjects.run_event(req.project, command_id, "completed")),
-        )
         return _state(req, requested.time, started, completed)
 
 

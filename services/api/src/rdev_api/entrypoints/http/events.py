@@ -45,10 +45,11 @@ async def events(
         state = await command_service.get_state(
             services.command_log, principal, stream_id, project.id
         )
-        done_at = await services.run_reader.last_seq(
+        # Only a client resuming from an event id can have seen `complete` already.
+        done_at = position.seq and await services.run_reader.last_seq(
             subjects.run_event(project.id, stream_id, "completed")
         )
-        if done_at is not None and position.seq >= done_at:
+        if done_at and position.seq >= done_at:
             # The client has seen `complete`: 204 tells EventSource not to reconnect.
             return Response(status_code=204)
         body = sse.command_stream(
