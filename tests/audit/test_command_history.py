@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from rdev_api.adapters.sqlalchemy_audit_reader import SqlAlchemyAuditReader
 from rdev_audit.adapters.sqlalchemy_projection import SqlAlchemyProjectionUnitOfWork
-from rdev_audit.service_layer.projector import Source, StreamMessage, project
+from rdev_audit.service_layer.projector import (
+    Resync,
+    Source,
+    StreamMessage,
+    current_position,
+    project,
+)
 from rdev_common import subjects
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.ids import new_id
@@ -36,9 +44,12 @@ async def test_history_pages_and_idempotent_batches(db_url: str, db: Db) -> None
     now = lambda: datetime.now(UTC)  # noqa: E731
     messages = lifecycle_messages(25)
     try:
-        position = await project(uow(), SOURCE, 0, messages[:40], now)
-        await project(uow(), SOURCE, 0, messages[:40], now)  # redelivered: nothing new
-        position = await project(uow(), SOURCE, 0, messages, now)
+        start = await current_position(uow(), SOURCE.stream)
+        position = await project(uow(), SOURCE, start, messages[:40], now)
+        assert await project(uow(), SOURCE, position, messages[:40], now) == position  # redelivered
+        with pytest.raises(Resync):  # a stale position never writes on top of the chain
+            await project(uow(), SOURCE, start, messages[:41], now)
+        position = await project(uow(), SOURCE, position, messages, now)
         assert position.last_seq == 75
         assert db.scalar("SELECT count(*) FROM audit_log") == 75
 

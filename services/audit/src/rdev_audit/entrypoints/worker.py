@@ -42,9 +42,7 @@ class ProjectionLoop:
                 raise Resync(f"{self.source.stream} is at generation {latest.generation}")
             return
         with projection_span(self.source, batch):
-            self.position = await project(
-                self.uow(), self.source, self.position.generation, batch, self.clock
-            )
+            self.position = await project(self.uow(), self.source, self.position, batch, self.clock)
         self.projected += len(batch)
         await self.feed.ack()
 

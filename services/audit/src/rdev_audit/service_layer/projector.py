@@ -5,6 +5,12 @@ reaches (eventsourcing-style tracking). Messages at or below the recorded
 position are skipped, so redelivery after a crash never duplicates a row, and
 the consumer is always restarted right after the recorded position, so nothing
 is skipped either.
+
+The caller passes the position it last committed instead of the batch reading
+it again: the tracking row's compare-and-set (generation and last sequence) at
+the end of the batch proves it is still the recorded one, and rolls the batch
+back otherwise (a rebuild, another instance), so the chain never continues from
+a stale hash.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class StreamMessage:
     subject: str
     data: bytes
     stored_at: datetime
+    headers: Mapping[str, str] | None = None
 
 
 class Resync(Exception):
@@ -93,28 +100,29 @@ async def _learn_actor_name(uow: ProjectionUnitOfWork, event: Mapping[str, Any],
 async def project(
     uow: ProjectionUnitOfWork,
     source: Source,
-    generation: int,
+    position: Position,
     batch: Sequence[StreamMessage],
     clock: Callable[[], datetime],
 ) -> Position:
-    """Project `batch` (in stream order) in one transaction; returns the new position."""
+    """Project `batch` (in stream order) after `position` in one transaction.
+
+    Returns the new position; raises `Resync` when `position` is no longer the
+    recorded one.
+    """
     async with uow:
-        position = await uow.position(source.stream)
-        if position.generation != generation:
-            raise Resync(f"{source.stream} is at generation {position.generation}")
         last_seq, last_hash = position.last_seq, position.last_hash
+        fresh = [m for m in batch if m.seq > last_seq]
+        if not fresh:
+            return position
         if source.kind == "lifecycle":
-            await uow.preload_commands({_command_id(m.subject) for m in batch})
-        for msg in batch:
-            if msg.seq <= last_seq:
-                continue
+            await uow.preload_commands({_command_id(m.subject) for m in fresh})
+        for msg in fresh:
             last_hash = await _project_one(uow, source, msg, last_hash)
             last_seq = msg.seq
-        if last_seq != position.last_seq:
-            if not await uow.advance(position, last_seq, last_hash, clock()):
-                raise Resync(f"{source.stream} position moved during the batch")
-            await uow.commit()
-    return Position(source.stream, last_seq, last_hash, generation)
+        if not await uow.advance(position, last_seq, last_hash, clock()):
+            raise Resync(f"{source.stream} is no longer at {position.last_seq}")
+        await uow.commit()
+    return Position(source.stream, last_seq, last_hash, position.generation)
 
 
 def _command_id(subject: str) -> str:
