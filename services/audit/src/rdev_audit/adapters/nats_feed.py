@@ -112,4 +112,4 @@ class NatsPositionedFeed:
 def _message(msg: Msg) -> StreamMessage:
     meta = msg.metadata
     stored = meta.timestamp or datetime.fromtimestamp(0, UTC)
-    return StreamMessage(meta.sequence.stream, msg.subject, msg.data, stored)
+    return StreamMessage(meta.sequence.stream, msg.subject, msg.data, stored, msg.headers)
