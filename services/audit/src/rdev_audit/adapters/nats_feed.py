@@ -6,6 +6,11 @@ is reset to the sequence after the recorded position. Between resets it must
 deliver every message once, in order (delivery sequence 1, 2, 3 …); anything
 else (a redelivery, a gap) raises `OutOfOrder` so the caller re-positions. The
 durable consumer stays visible to operators (`rdev events info` shows its lag).
+
+A batch that is not full waits `linger_s` and is topped up once: a short
+command's events (requested, started, completed) arrive within milliseconds of
+each other, and one transaction for all of them costs about what one of three
+did, and runs after the command instead of while it runs.
 """
 
 from __future__ import annotations
