@@ -18,6 +18,9 @@ from rdev_common.db.migrate import upgrade
 from rdev_common.settings import CommonSettings
 
 SERVICES = ("api", "executor", "webhooks", "audit")
+# Webhooks and audit work behind the command path (their events are already stored):
+# on a small machine they yield the CPU to the api and the executor.
+BACKGROUND = {"webhooks": 10, "audit": 10}
 PR_SET_PDEATHSIG = 1
 
 
@@ -36,10 +39,17 @@ class Child:
     started_at: float = 0.0
 
     def start(self) -> None:
+        niceness = BACKGROUND.get(self.name, 0)
+
+        def setup() -> None:
+            _die_with_parent()
+            if niceness:
+                os.nice(niceness)
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"rdev_{self.name}"],
             env=self.env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=setup if sys.platform == "linux" else None,
         )
         self.started_at = time.monotonic()
 
