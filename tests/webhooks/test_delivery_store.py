@@ -71,6 +71,25 @@ async def test_a_redelivered_event_adds_no_second_delivery(store: SqlAlchemyDeli
     assert await store.due_endpoints(T0) == ["w1"]
 
 
+async def test_a_batch_records_its_new_deliveries_and_skips_known_ones(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    """One INSERT for a batch: a key recorded before is skipped, the rest still go in."""
+    assert await store.add_deliveries([_delivery(2)]) == 1
+    assert await store.add_deliveries([_delivery(1), _delivery(2), _delivery(3)]) == 2
+    assert await store.add_deliveries([]) == 0
+    assert sorted(await store.due_deliveries("w1", T0, set(), 10)) == ["msg_1", "msg_2", "msg_3"]
+
+
+async def test_enabled_endpoints_of_several_projects(store: SqlAlchemyDeliveryStore) -> None:
+    (endpoint,) = await store.enabled_endpoints(["p", "elsewhere"])
+    assert (endpoint.id, endpoint.project, endpoint.url) == ("w1", "p", "http://example.com/")
+    assert endpoint.events == ["command.*"] and endpoint.secrets == ["whsec_AAAA"]
+    assert endpoint.enabled
+    assert await store.enabled_endpoints(["elsewhere"]) == []
+    assert await store.enabled_endpoints([]) == []
+
+
 async def test_each_attempt_has_one_owner_and_a_crash_closes_it(
     store: SqlAlchemyDeliveryStore,
 ) -> None:
@@ -119,7 +138,7 @@ async def test_410_disables_at_once_and_a_long_failure_streak_disables(
     assert second.disabled_reason is not None and "failing continuously" in second.disabled_reason
     # Disabled: the next claim finishes the delivery instead of sending.
     assert await store.claim("msg_2", late, late, 5) is None
-    assert await store.endpoints_of("p") == []
+    assert await store.enabled_endpoints(["p"]) == []
 
 
 async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:

@@ -1,24 +1,29 @@
-"""Ingest: one delivery per matching, enabled registration, keyed so a redelivery adds none."""
+"""Ingest: one delivery per matching, enabled registration, keyed so a redelivery adds none;
+a batch of events costs one endpoints query."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
-from rdev_common.events import CloudEvent, CommandCompleted, Reason
+from rdev_common.events import CloudEvent, CommandCompleted, CommandStarted, Reason
 from rdev_webhooks.domain.model import Endpoint, NewDelivery
 from rdev_webhooks.domain.schedule import RetrySchedule
-from rdev_webhooks.service_layer.ingest import ingest
+from rdev_webhooks.service_layer.ingest import Incoming, ingest, plan
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+STREAM = "RDEV_LIFECYCLE"
 
 
 class FakeStore:
     def __init__(self, endpoints: list[Endpoint]) -> None:
         self.endpoints = endpoints
         self.deliveries: dict[str, NewDelivery] = {}
+        self.queries: list[set[str]] = []
 
-    async def endpoints_of(self, project: str) -> list[Endpoint]:
-        return [e for e in self.endpoints if e.project == project and e.enabled]
+    async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
+        self.queries.append(set(projects))
+        return [e for e in self.endpoints if e.project in projects and e.enabled]
 
     async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
         fresh = [d for d in deliveries if d.dedup_key not in self.deliveries]
@@ -26,10 +31,17 @@ class FakeStore:
         return len(fresh)
 
 
-def _completed(project: str | None) -> bytes:
+def _completed(project: str | None, command_id: str = "c1") -> bytes:
     payload = CommandCompleted(
-        command_id="c1", project="web", exit_code=0, reason=Reason.EXITED, duration_ms=5
+        command_id=command_id, project="web", exit_code=0, reason=Reason.EXITED, duration_ms=5
     )
+    return CloudEvent.wrap(
+        payload, source="rdev/test", subject=command_id, project=project
+    ).to_bytes()
+
+
+def _started(project: str) -> bytes:
+    payload = CommandStarted(command_id="c1", project=project, executor="x")
     return CloudEvent.wrap(payload, source="rdev/test", subject="c1", project=project).to_bytes()
 
 
@@ -44,26 +56,51 @@ async def test_matching_enabled_endpoints_get_one_delivery_each_once() -> None:
     )
     raw = _completed("web")
     schedule = RetrySchedule((2.0, 5.0))
-    args = {"stream": "RDEV_LIFECYCLE", "seq": 42, "now": NOW, "schedule": schedule}
-    assert await ingest(store, raw, **args) == 1  # type: ignore[arg-type]
-    assert await ingest(store, raw, **args) == 0  # type: ignore[arg-type]
+    events = [Incoming(raw, STREAM, 42)]
+    assert await ingest(store, events, now=NOW, schedule=schedule) == 1  # type: ignore[arg-type]
+    assert await ingest(store, events, now=NOW, schedule=schedule) == 0  # type: ignore[arg-type]
     (delivery,) = store.deliveries.values()
     event = CloudEvent.from_bytes(raw)
     assert delivery.webhook_id == "w1" and delivery.dedup_key == f"w1:{event.id}"
     assert delivery.payload == raw.decode() and delivery.seq == 42
+    assert delivery.stream == STREAM and delivery.project == "web"
     assert delivery.id.startswith("msg_")
     assert delivery.next_attempt_at == NOW + timedelta(seconds=2)
 
 
 async def test_project_falls_back_to_the_subject() -> None:
     store = FakeStore([Endpoint("w1", "web", "http://a/", ["*"], ["s"], True)])
-    added = await ingest(
-        store,  # type: ignore[arg-type]
-        _completed(None),
-        stream="RDEV_LIFECYCLE",
-        seq=1,
-        now=NOW,
-        schedule=RetrySchedule(),
-        subject="rdev.runs.web.c1.completed",
-    )
+    events = [Incoming(_completed(None), STREAM, 1, "rdev.runs.web.c1.completed")]
+    added = await ingest(store, events, now=NOW, schedule=RetrySchedule())  # type: ignore[arg-type]
     assert added == 1
+
+
+async def test_a_batch_reads_the_endpoints_of_all_its_projects_in_one_query() -> None:
+    store = FakeStore(
+        [
+            Endpoint("w1", "web", "http://a/", ["command.completed"], ["s"], True),
+            Endpoint("w2", "api", "http://b/", ["*"], ["s"], True),
+        ]
+    )
+    started, completed = _started("web"), _completed("web")
+    events = [
+        Incoming(started, STREAM, 1),  # web, but w1 wants completed only
+        Incoming(b"not json", STREAM, 2),
+        Incoming(completed, STREAM, 3),
+        Incoming(_completed("none"), STREAM, 4),  # a project without endpoints
+        Incoming(_started("api"), STREAM, 5),
+        Incoming(completed, STREAM, 3),  # the same message twice in one batch
+        Incoming(_completed(None), STREAM, 6),  # no project, no subject: matches nothing
+    ]
+    batch = await plan(store, events, now=NOW, schedule=RetrySchedule())  # type: ignore[arg-type]
+    assert store.queries == [{"web", "none", "api"}]
+    assert batch.unreadable == [1]
+    assert batch.matched == [2, 4, 5]
+    assert sorted((d.webhook_id, d.seq) for d in batch.deliveries) == [("w1", 3), ("w2", 5)]
+
+
+async def test_a_batch_that_names_no_project_reads_no_endpoint() -> None:
+    store = FakeStore([])
+    events = [Incoming(b"{", STREAM, 1), Incoming(_completed(None), STREAM, 2)]
+    batch = await plan(store, events, now=NOW, schedule=RetrySchedule())  # type: ignore[arg-type]
+    assert store.queries == [] and batch.deliveries == [] and batch.unreadable == [0]

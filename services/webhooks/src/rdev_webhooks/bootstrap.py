@@ -14,19 +14,22 @@ from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
-from rdev_common.service import bounded, cancel_all, consume
+from rdev_common.service import bounded, cancel_all
 from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
 from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
+from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.domain.schedule import RetrySchedule
-from rdev_webhooks.entrypoints.lifecycle import lifecycle_handler
+from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest, consume_lifecycle
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
 from rdev_webhooks.service_layer.dispatcher import Dispatcher
 from rdev_webhooks.settings import WebhooksSettings
 
 log = structlog.get_logger()
+
+IDLE_WAIT_S = 1.0  # the lifecycle consumer notices a stop at least this often
 
 
 def utcnow() -> datetime:
@@ -74,15 +77,22 @@ async def run(settings: WebhooksSettings) -> None:
 
     checks: dict[str, Check] = {"nats": broker_answers, "database": database_answers}
     health = health_server(checks, settings.health_host, settings.health_port)
-    handler = lifecycle_handler(store, schedule, dispatcher.wake.set)
+    durable = consumer.config.durable_name or ""
+    ingest = LifecycleIngest(store, schedule, dispatcher.wake.set, durable)
+    feed = PullBatches(
+        nc,
+        consumer.stream,
+        durable,
+        settings.webhooks_ingest_batch,
+        settings.webhooks_ingest_linger_s,
+    )
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    durable = consumer.config.durable_name or ""
     tasks = [
         asyncio.create_task(health.serve()),
         asyncio.create_task(poll_consumers(js, [(consumer.stream, durable)])),
-        asyncio.create_task(consume(js, consumer, handler, stop=stop)),
+        asyncio.create_task(consume_lifecycle(feed, ingest, IDLE_WAIT_S, stop)),
         asyncio.create_task(dispatcher.run()),
     ]
     log.info("service started", name="webhooks", schedule=list(schedule.delays))

@@ -18,6 +18,13 @@ class WebhooksSettings(HealthSettings):
     # An endpoint failing without a single success for this long is disabled.
     webhooks_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
     webhooks_poll_interval_s: float = Field(default=0.25, gt=0)
+    # Lifecycle events are recorded in batches: one endpoints query and one transaction
+    # for up to this many events.
+    webhooks_ingest_batch: int = Field(default=200, ge=1, le=1000)
+    # After a batch's first event, how long to let the rest of a burst arrive (a run's
+    # requested, started and completed come milliseconds apart). Adds at most this much
+    # to a delivery's latency.
+    webhooks_ingest_linger_s: float = Field(default=0.02, ge=0, le=0.1)
 
     @field_validator("webhooks_retry_schedule")
     @classmethod

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,7 +35,43 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def endpoint_of(row: WebhookRow, now: datetime) -> Endpoint:
+class EndpointFields(Protocol):
+    """What an endpoint is made of: a `WebhookRow`, a row of `_ENABLED_ENDPOINTS`, or one
+    read by `SqliteEndpoints`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def events(self) -> Any: ...
+    @property
+    def secret(self) -> str: ...
+    @property
+    def previous_secret(self) -> str | None: ...
+    @property
+    def previous_secret_expires_at(self) -> datetime | None: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+# Built once (the lifecycle consumer runs it for every batch): only the columns an
+# Endpoint needs, read as plain rows, no ORM entities.
+_ENABLED_ENDPOINTS = select(
+    WebhookRow.id,
+    WebhookRow.project,
+    WebhookRow.url,
+    WebhookRow.events,
+    WebhookRow.secret,
+    WebhookRow.previous_secret,
+    WebhookRow.previous_secret_expires_at,
+    WebhookRow.enabled,
+).where(WebhookRow.project.in_(bindparam("projects", expanding=True)), WebhookRow.enabled)
+
+
+def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
     secrets = [row.secret]
     expires = _utc(row.previous_secret_expires_at)
     if row.previous_secret and expires is not None and expires > now:
@@ -56,31 +94,25 @@ class SqlAlchemyDeliveryStore:
     def _writer(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._writes
 
-    async def endpoints_of(self, project: str) -> list[Endpoint]:
+    async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
+        if not projects:
+            return []
         async with self.sessions() as s:
-            rows = await s.scalars(
-                select(WebhookRow).where(WebhookRow.project == project, WebhookRow.enabled)
-            )
-            now = datetime.now(UTC)
-            return [endpoint_of(r, now) for r in rows]
+            conn = await s.connection()
+            rows = (await conn.execute(_ENABLED_ENDPOINTS, {"projects": sorted(projects)})).all()
+        now = datetime.now(UTC)
+        return [endpoint_of(r, now) for r in rows]
 
     async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
-        keys = [d.dedup_key for d in deliveries]
+        """One INSERT … ON CONFLICT (dedup_key) DO NOTHING: a key recorded before, or by a
+        concurrent consumer meanwhile, is skipped without failing the rest of the batch."""
+        if not deliveries:
+            return 0
         async with self._writer(), self.sessions() as s:
-            known = set(
-                await s.scalars(
-                    select(WebhookDeliveryRow.dedup_key).where(
-                        WebhookDeliveryRow.dedup_key.in_(keys)
-                    )
-                )
-            )
-            fresh = [d for d in deliveries if d.dedup_key not in known]
-            s.add_all(_new_row(d) for d in fresh)
-            try:
-                await s.commit()
-            except IntegrityError:
-                return 0  # a concurrent consumer recorded them first
-            return len(fresh)
+            insert = _insert_skipping_known((await s.connection()).dialect.name)
+            added = len((await s.execute(insert, [_new_values(d) for d in deliveries])).all())
+            await s.commit()
+            return added
 
     async def due_endpoints(self, now: datetime) -> list[str]:
         async with self.sessions() as s:
@@ -213,8 +245,18 @@ class SqlAlchemyDeliveryStore:
             return Recorded(disabled_reason=reason)
 
 
-def _new_row(d: NewDelivery) -> WebhookDeliveryRow:
-    return WebhookDeliveryRow(
+def _insert_skipping_known(dialect: str) -> Any:
+    """INSERT of deliveries that skips a known `dedup_key` and returns the ids it added."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return (
+        insert(WebhookDeliveryRow)
+        .on_conflict_do_nothing(index_elements=[WebhookDeliveryRow.dedup_key])
+        .returning(WebhookDeliveryRow.id)
+    )
+
+
+def _new_values(d: NewDelivery) -> dict[str, Any]:
+    return dict(
         id=d.id,
         webhook_id=d.webhook_id,
         project=d.project,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -20,8 +21,15 @@ class Recorded:
 class DeliveryStore(Protocol):
     """Registrations, deliveries and attempts; every method is one transaction."""
 
-    async def endpoints_of(self, project: str) -> list[Endpoint]: ...
-    async def add_deliveries(self, deliveries: list[NewDelivery]) -> int: ...
+    async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
+        """The enabled registrations of these projects as committed now: one query serves
+        a whole batch of events, and none of them can miss an endpoint committed before."""
+        ...
+
+    async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
+        """Record the deliveries whose `dedup_key` is new, in one transaction; how many."""
+        ...
+
     async def due_endpoints(self, now: datetime) -> list[str]: ...
     async def due_deliveries(
         self, webhook_id: str, now: datetime, exclude: set[str], limit: int
