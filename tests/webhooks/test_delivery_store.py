@@ -14,16 +14,18 @@ from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
 from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
+from rdev_webhooks.adapters.sqlite_reads import SqliteReads
 from rdev_webhooks.domain.model import AttemptResult, NewDelivery
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-hot-reads", "postgres"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[SqlAlchemyDeliveryStore]:
-    if request.param == "sqlite":
+    sqlite = request.param.startswith("sqlite")
+    if sqlite:
         url = f"sqlite+aiosqlite:///{tmp_path / 'rdev.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
@@ -46,7 +48,12 @@ async def store(
             )
         )
         await s.commit()
-    yield SqlAlchemyDeliveryStore(sessions, serialize_writes=request.param == "sqlite")
+    hot_reads = (
+        SqliteReads(str(tmp_path / "rdev.db")) if request.param.endswith("hot-reads") else None
+    )
+    yield SqlAlchemyDeliveryStore(sessions, sqlite, hot_reads)
+    if hot_reads is not None:
+        await hot_reads.aclose()
     await engine.dispose()
 
 

@@ -21,6 +21,7 @@ from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
+from rdev_webhooks.adapters.sqlite_reads import SqliteReads, sqlite_file
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest, consume_lifecycle
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
@@ -47,7 +48,9 @@ async def run(settings: WebhooksSettings) -> None:
     engine = create_engine(settings.resolved_database_url())
     instrument_engine(engine)
     sqlite = engine.dialect.name == "sqlite"
-    store = SqlAlchemyDeliveryStore(session_factory(engine), serialize_writes=sqlite)
+    path = sqlite_file(engine.url)
+    hot_reads = SqliteReads(path) if path else None
+    store = SqlAlchemyDeliveryStore(session_factory(engine), sqlite, hot_reads)
     sender = HttpxWebhookSender(
         settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
     )
@@ -101,5 +104,7 @@ async def run(settings: WebhooksSettings) -> None:
     await cancel_all(tasks)
     await bounded(sender.aclose(), "close http client")
     await bounded(nc.drain(), "drain nats")
+    if hot_reads is not None:
+        await bounded(hot_reads.aclose(), "close sqlite reads")
     await bounded(engine.dispose(), "close database")
     shutdown_telemetry()
