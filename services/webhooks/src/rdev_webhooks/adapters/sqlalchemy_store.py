@@ -166,7 +166,7 @@ class SqlAlchemyDeliveryStore:
     async def defer(self, delivery_id: str, until: datetime) -> None:
         async with self._writer(), self.sessions() as s:
             await s.execute(
-                update(WebhookDeliveryRow)
+                _update(WebhookDeliveryRow)
                 .where(WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == PENDING)
                 .values(next_attempt_at=until)
             )
@@ -191,7 +191,7 @@ class SqlAlchemyDeliveryStore:
                 return Claim(delivery, endpoint, 0, interrupted) if interrupted else None
             assert hook is not None
             won = await s.execute(
-                update(WebhookDeliveryRow)
+                _update(WebhookDeliveryRow)
                 .where(
                     WebhookDeliveryRow.id == delivery_id,
                     WebhookDeliveryRow.attempts == n - 1,
@@ -231,7 +231,7 @@ class SqlAlchemyDeliveryStore:
         async with self._writer(), self.sessions() as s:
             outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
             await s.execute(
-                update(WebhookAttemptRow)
+                _update(WebhookAttemptRow)
                 .where(
                     WebhookAttemptRow.delivery_id == delivery.id,
                     WebhookAttemptRow.n == attempt,
@@ -247,7 +247,7 @@ class SqlAlchemyDeliveryStore:
             )
             status = _status_after(result, next_attempt_at)
             await s.execute(
-                update(WebhookDeliveryRow)
+                _update(WebhookDeliveryRow)
                 .where(WebhookDeliveryRow.id == delivery.id)
                 .values(
                     status=status.value,
@@ -260,6 +260,12 @@ class SqlAlchemyDeliveryStore:
             reason = await _track_health(s, delivery.webhook_id, result, now, disable_after_s)
             await s.commit()
             return Recorded(disabled_reason=reason)
+
+
+def _update(entity: Any) -> Any:
+    """An UPDATE that leaves the session's loaded objects alone: no method reads one it
+    updated this way, and keeping them in step costs an evaluation per object loaded."""
+    return update(entity).execution_options(synchronize_session=False)
 
 
 def _insert_skipping_known(dialect: str) -> Any:
@@ -346,7 +352,7 @@ async def _track_health(
     """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
     if result.succeeded:  # the common case: one UPDATE that usually matches nothing
         await s.execute(
-            update(WebhookRow)
+            _update(WebhookRow)
             .where(WebhookRow.id == webhook_id, WebhookRow.failing_since.is_not(None))
             .values(failing_since=None)
         )
