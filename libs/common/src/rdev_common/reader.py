@@ -121,11 +121,18 @@ class StreamReader:
         if ended or self.owed[0] <= 0:
             self.owed.popleft()
 
+    async def _next_msg(self) -> Msg:
+        """The next reply; waiting (a timer and a task) only when none is queued yet."""
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return await asyncio.wait_for(self.queue.get(), LONG_POLL_S + 2.0)
+
     async def _read(self) -> AsyncIterator[StoredMsg]:
         await self._restart()
         while True:
             try:
-                msg = await asyncio.wait_for(self.queue.get(), LONG_POLL_S + 2.0)
+                msg = await self._next_msg()
             except TimeoutError:
                 # No answer at all: the broker restarted or the consumer is gone.
                 await self._restart()
