@@ -37,7 +37,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 class EndpointFields(Protocol):
     """What an endpoint is made of: a `WebhookRow`, a row of `_ENABLED_ENDPOINTS`, or one
-    read by `SqliteEndpoints`."""
+    read by `SqliteReads`."""
 
     @property
     def id(self) -> str: ...

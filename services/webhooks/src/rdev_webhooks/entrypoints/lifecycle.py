@@ -46,9 +46,9 @@ class LifecycleIngest:
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
         """Record, then ack; on failure nothing is acked and JetStream redelivers."""
-        events = [_incoming(m) for m in msgs]
-        now = datetime.now(UTC)
         try:
+            events = [_incoming(m) for m in msgs]
+            now = datetime.now(UTC)
             batch = await plan(self.store, events, now=now, schedule=self.schedule)
             matched = [msgs[i] for i in batch.matched]
             with contextlib.ExitStack() as spans:  # SQL statements join the last span
@@ -95,8 +95,11 @@ async def consume_lifecycle(
             if stop.is_set():
                 await _hand_back(msgs)
                 return
-            if msgs:
-                await ingest.handle(msgs)
+            try:
+                if msgs:
+                    await ingest.handle(msgs)
+            except Exception:  # never seen; the loop must outlive it, the batch is redelivered
+                log.exception("handling a batch failed", consumer=ingest.durable)
     finally:
         await _hand_back(await feed.close())
 
