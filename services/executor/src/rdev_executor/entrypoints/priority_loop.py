@@ -32,6 +32,10 @@ log = structlog.get_logger()
 
 ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 NEXT_NO_WAIT = json.dumps({"batch": 1, "no_wait": True}).encode()
+# A wake-up comes from the command's publish, which can reach this executor before
+# JetStream has stored the command: a pull this soon after it waits that long for it.
+FRESH_WAKE_S = 0.05
+NEXT_FRESH = json.dumps({"batch": 1, "expires": int(FRESH_WAKE_S * 1e9)}).encode()
 PROJECT_BUSY_DELAY_S = 0.5
 
 
@@ -57,6 +61,8 @@ class PriorityLoop:
         self.wake = asyncio.Event()
         # Queues that may hold work: named by wake-ups, emptied by a pull that finds nothing.
         self.hinted: set[Priority] = set(ORDER)
+        self._wakes = dict.fromkeys(ORDER, 0)
+        self._woken_at = dict.fromkeys(ORDER, 0.0)
         self._full_sweep_at = 0.0
         self.running: dict[str, RunControl] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -84,8 +90,9 @@ class PriorityLoop:
 
     async def _next(self, priority: Priority) -> Msg | None:
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.executor-{priority.value}"
+        fresh = time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S
         try:
-            await self.nc.publish(subject, NEXT_NO_WAIT, reply=self.inbox)
+            await self.nc.publish(subject, NEXT_FRESH if fresh else NEXT_NO_WAIT, reply=self.inbox)
             msg = await self.replies.next_msg(timeout=2.0)
         except Exception as exc:  # broker away: the periodic sweep tries again
             log.debug("pull failed", priority=priority.value, error=repr(exc))
@@ -130,10 +137,13 @@ class PriorityLoop:
             self._full_sweep_at = now + self.sweep_interval_s
             self.hinted.update(ORDER)
         for priority in await self._order(set(self.hinted)):
+            wakes = self._wakes[priority]
             msg = await self._next(priority)
             if msg is not None:
                 return msg
-            self.hinted.discard(priority)
+            # A wake-up during the pull may be for a command stored after it looked.
+            if self._wakes[priority] == wakes:
+                self.hinted.discard(priority)
         return None
 
     async def run(self) -> None:
@@ -202,6 +212,8 @@ class PriorityLoop:
 
     def _hint(self, priority: Priority) -> None:
         self.hinted.add(priority)
+        self._wakes[priority] += 1
+        self._woken_at[priority] = time.monotonic()
         self.wake.set()
 
     def _release(self) -> None:
