@@ -55,7 +55,8 @@ class System:
         return project_id
 
     def service_pid(self, service: str) -> int:
-        """The pid of `python -m rdev_<service>` started by this system's `rdev up`."""
+        """The pid of `python -m rdev_<service>` started by this system's `rdev up`
+        (`nats-server`: its embedded broker)."""
         marker = str(self.data_dir).encode()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -65,9 +66,12 @@ class System:
                 environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if f"rdev_{service}".encode() in cmdline and marker in environ:
+            if service == "nats-server":
+                if cmdline[0].endswith(b"/nats-server") and marker in b"".join(cmdline):
+                    return int(entry.name)
+            elif f"rdev_{service}".encode() in cmdline and marker in environ:
                 return int(entry.name)
-        raise RuntimeError(f"no rdev_{service} process of this system")
+        raise RuntimeError(f"no {service} process of this system")
 
     def url(self, path: str) -> str:
         return self.base_url + path
