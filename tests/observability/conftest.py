@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from rdev_common.broker import free_port
 from tests.e2e.sse_helpers import events_url, read_events
@@ -82,14 +83,17 @@ def traced_run(observed: RdevSystem, receiver: Receiver) -> TracedRun:
         )
         assert created.status_code == 201, created.text
         request_id = "obs-request-1"
-        response = c.post(
-            f"/projects/{PROJECT}/shell",
-            json={"command": 'echo "traceparent=$TRACEPARENT"'},
-            headers={
-                "traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01",
-                "X-Request-ID": request_id,
-            },
-        )
+        # Another test of this worker may have instrumented httpx in this process
+        # (configure_telemetry): its client span would replace our `traceparent`.
+        with suppress_instrumentation():
+            response = c.post(
+                f"/projects/{PROJECT}/shell",
+                json={"command": 'echo "traceparent=$TRACEPARENT"'},
+                headers={
+                    "traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01",
+                    "X-Request-ID": request_id,
+                },
+            )
         assert response.status_code == 202, response.text
         assert response.headers["x-request-id"] == request_id
         command_id = response.json()["data"]["id"]
