@@ -72,6 +72,7 @@ class RdevSystem:
     def start(self, timeout: float = 180.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        started_at = log.tell()
         self.process = subprocess.Popen(
             [str(BIN / "rdev"), "up"],
             env=self.env,
@@ -85,10 +86,8 @@ class RdevSystem:
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"rdev up exited: {self.log_tail()}")
-            try:
-                return httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            # `rdev up` says so once the api and every service answer their /readyz.
+            return b"rdev: up at" in self.log_path.read_bytes()[started_at:]
 
         wait_for(ready, timeout, "rdev up did not become ready")
 

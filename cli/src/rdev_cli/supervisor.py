@@ -90,17 +90,23 @@ class Supervisor:
             child.start()
 
     def wait_ready(self, timeout_s: float = 60.0) -> bool:
-        url = f"http://{self.host}:{self.port}/readyz"
+        """True once the api and every other service answer their /readyz."""
+        urls = [f"http://{self.host}:{self.port}/readyz"] + [
+            f"http://127.0.0.1:{child.env['RDEV_HEALTH_PORT']}/readyz"
+            for child in self.children
+            if "RDEV_HEALTH_PORT" in child.env
+        ]
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self.stopping:
+        while urls and time.monotonic() < deadline and not self.stopping:
             try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
+                with urllib.request.urlopen(urls[0], timeout=1) as resp:  # noqa: S310 (http:// above)
                     if resp.status == 200:
-                        return True
+                        urls.pop(0)
+                        continue
             except OSError:
                 pass
             time.sleep(0.1)
-        return False
+        return not urls
 
     def supervise(self) -> None:
         """Restart a service that died, with back-off; return when asked to stop."""
@@ -156,7 +162,7 @@ def up(host: str, port: int) -> int:
                 flush=True,
             )
         elif not supervisor.stopping:
-            print("rdev: the API did not become ready; still trying", flush=True)
+            print("rdev: not every service became ready; still trying", flush=True)
         supervisor.supervise()
     finally:
         supervisor.stop()
