@@ -1,13 +1,12 @@
 """Trace context through a real broker, seen by the in-memory span exporter.
 
 Publish and consume run in this process against a real nats-server, through the
-same helpers the services use (`publish_span`, `rdev_common.service.consume`),
+same helpers the services use (`publish_span`, `consume_span`),
 and through RDEV_LIFECYCLE, which receives run events by a server-side source.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,11 +19,11 @@ from opentelemetry.trace import SpanKind
 from rdev_common import streams, subjects
 from rdev_common.broker import EmbeddedNats, connect
 from rdev_common.events import CloudEvent, CommandCompleted, Reason
-from rdev_common.service import consume
 from rdev_common.settings import CommonSettings
 from rdev_common.telemetry import (
     batch_span,
     configure_telemetry,
+    consume_span,
     publish_span,
     trace_env,
     tracer,
@@ -67,17 +66,11 @@ async def publish_and_consume(js: object, command_id: str, *, header: bool) -> M
         await js.publish(subject, data, headers=headers, stream=streams.RUNS)  # type: ignore[attr-defined]
     consumer = streams.lifecycle_consumer(f"obs-{command_id}")
     await streams.ensure_consumer(js, consumer)  # type: ignore[arg-type]
-    got: asyncio.Queue[Msg] = asyncio.Queue()
-    stop = asyncio.Event()
-
-    async def handler(msg: Msg) -> None:
+    sub = await js.pull_subscribe_bind(consumer.config.durable_name, consumer.stream)  # type: ignore[attr-defined]
+    msgs: list[Msg] = await sub.fetch(1, timeout=30)
+    msg = msgs[0]
+    with consume_span(msg):
         await msg.ack()
-        await got.put(msg)
-        stop.set()
-
-    loop = asyncio.create_task(consume(js, consumer, handler, stop=stop))  # type: ignore[arg-type]
-    msg = await asyncio.wait_for(got.get(), 30)
-    await asyncio.wait_for(loop, 30)
     return msg
 
 

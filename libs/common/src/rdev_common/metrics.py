@@ -111,7 +111,6 @@ AUDIT_PROJECTION_LAG = Gauge(
 AUDIT_EVENTS_PROJECTED = Counter(
     "rdev_audit_events_projected_total", "Events written to the audit log and history", ["stream"]
 )
-AUDIT_CONSUMER_PREFIX = "audit-"
 
 
 def exposition() -> tuple[bytes, str]:
@@ -119,19 +118,16 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def observe_consumed(consumer: str, msg: Msg, outcome: str) -> None:
-    """Count a handled message and record how far behind the consumer is."""
-    MESSAGES_CONSUMED.labels(consumer=consumer, outcome=outcome).inc()
+def observe_consumed(consumer: str, msgs: Sequence[Msg], outcome: str) -> None:
+    """Count handled messages; the consumer's lag is the age of the last one."""
+    MESSAGES_CONSUMED.labels(consumer=consumer, outcome=outcome).inc(len(msgs))
     try:
-        stamp = msg.metadata.timestamp
+        stamp = msgs[-1].metadata.timestamp if msgs else None
     except Exception:  # not a JetStream message
         return
-    if stamp is None:
-        return
-    lag = max(0.0, time.time() - stamp.timestamp())
-    CONSUMER_LAG_SECONDS.labels(consumer=consumer).set(lag)
-    if consumer.startswith(AUDIT_CONSUMER_PREFIX):
-        AUDIT_PROJECTION_LAG.set(lag)
+    if stamp is not None:
+        lag = max(0.0, time.time() - stamp.timestamp())
+        CONSUMER_LAG_SECONDS.labels(consumer=consumer).set(lag)
 
 
 async def poll_consumers(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.aio.msg import Msg
 
-from rdev_common.metrics import CONSUMER_LAG_SECONDS, MESSAGES_CONSUMED
+from rdev_common.metrics import observe_consumed
 from rdev_common.telemetry import consume_span
 from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.domain.schedule import RetrySchedule
@@ -56,12 +55,12 @@ class LifecycleIngest:
                     spans.enter_context(consume_span(msg))
                 added = await self.store.add_deliveries(batch.deliveries)
         except Exception:
-            _observe(self.durable, msgs, "error")
+            observe_consumed(self.durable, msgs, "error")
             log.exception("recording deliveries failed; the batch will be redelivered")
             return
         if added:
             self.wake()
-        _observe(self.durable, msgs, "ok")
+        observe_consumed(self.durable, msgs, "ok")
         try:
             await _settle(msgs, set(batch.unreadable))
         except Exception as exc:  # broker away: what was not acked is redelivered
@@ -113,11 +112,3 @@ async def _hand_back(msgs: Sequence[Msg]) -> None:
 
 def _incoming(msg: Msg) -> Incoming:
     return Incoming(msg.data, msg.metadata.stream, msg.metadata.sequence.stream, msg.subject)
-
-
-def _observe(durable: str, msgs: Sequence[Msg], outcome: str) -> None:
-    """Count a handled batch; the lag is the age of its last event."""
-    MESSAGES_CONSUMED.labels(consumer=durable, outcome=outcome).inc(len(msgs))
-    stamp = msgs[-1].metadata.timestamp if msgs else None
-    if stamp is not None:
-        CONSUMER_LAG_SECONDS.labels(consumer=durable).set(max(0.0, time.time() - stamp.timestamp()))
