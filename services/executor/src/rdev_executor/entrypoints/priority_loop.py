@@ -61,7 +61,6 @@ class PriorityLoop:
         self.wake = asyncio.Event()
         # Queues that may hold work: named by wake-ups, emptied by a pull that finds nothing.
         self.hinted: set[Priority] = set(ORDER)
-        self._wakes = dict.fromkeys(ORDER, 0)
         self._woken_at = dict.fromkeys(ORDER, 0.0)
         self._full_sweep_at = 0.0
         self.running: dict[str, RunControl] = {}
@@ -137,12 +136,12 @@ class PriorityLoop:
             self._full_sweep_at = now + self.sweep_interval_s
             self.hinted.update(ORDER)
         for priority in await self._order(set(self.hinted)):
-            wakes = self._wakes[priority]
+            woken_at = self._woken_at[priority]
             msg = await self._next(priority)
             if msg is not None:
                 return msg
             # A wake-up during the pull may be for a command stored after it looked.
-            if self._wakes[priority] == wakes:
+            if self._woken_at[priority] == woken_at:
                 self.hinted.discard(priority)
         return None
 
@@ -212,7 +211,6 @@ class PriorityLoop:
 
     def _hint(self, priority: Priority) -> None:
         self.hinted.add(priority)
-        self._wakes[priority] += 1
         self._woken_at[priority] = time.monotonic()
         self.wake.set()
 
