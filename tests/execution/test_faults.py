@@ -148,3 +148,22 @@ def test_project_max_concurrency_holds_across_two_executors(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def wake_only(tmp_path_factory: pytest.TempPathFactory):
+    from tests.support import start_system
+
+    # No periodic sweep within the test: every command must be found through its wake-up.
+    yield from start_system(tmp_path_factory.mktemp("wake"), RDEV_EXECUTOR_SWEEP_INTERVAL_S="3600")
+
+
+def test_every_command_is_taken_on_its_wake_up_without_a_sweep(wake_only: RdevSystem) -> None:
+    # A wake-up can reach the executor before JetStream has stored the command; a pull
+    # that found nothing then left the command to the next sweep (here: an hour).
+    wake_only.create_project("wake")
+    with wake_only.client() as client:
+        for i in range(60):
+            cid = submit(client, "wake", f"echo {i}")
+            _, events = read_events(client, events_url("wake", cid), timeout=30)
+            assert events[-1].event == "complete" and events[-1].data["exit_code"] == 0
