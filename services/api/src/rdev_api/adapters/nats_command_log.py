@@ -94,10 +94,10 @@ class NatsCommandLog:
             requested = await self._last(streams.COMMANDS, requested_subject)
             if requested is None:
                 return None
-            project = CommandRequested.model_validate(requested.data).project
+            req = CommandRequested.model_validate(requested.data)
             started, completed = await asyncio.gather(
-                self._last(streams.RUNS, subjects.run_event(project, command_id, "started")),
-                self._last(streams.RUNS, subjects.run_event(project, command_id, "completed")),
+                self._last(streams.RUNS, subjects.run_event(req.project, command_id, "started")),
+                self._last(streams.RUNS, subjects.run_event(req.project, command_id, "completed")),
             )
         else:
             requested, started, completed = await asyncio.gather(
@@ -107,7 +107,7 @@ class NatsCommandLog:
             )
             if requested is None:
                 return None
-        req = CommandRequested.model_validate(requested.data)
+            req = CommandRequested.model_validate(requested.data)
         return _state(req, requested.time, started, completed)
 
 

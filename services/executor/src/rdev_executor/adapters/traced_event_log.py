@@ -6,6 +6,7 @@ carry the run's context, which the inner log puts in headers and the CloudEvent.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from rdev_common import subjects
@@ -33,16 +34,12 @@ class TracedEventLog:
     ) -> int:
         if isinstance(event, CommandCompleted):
             OUTPUT_BYTES.inc(event.bytes)
-        if kind in UNTRACED_KINDS:
-            return await self.inner.publish(
-                event,
-                kind,
-                project=project,
-                command_id=command_id,
-                event_id=event_id,
-                lines_json=lines_json,
-            )
-        with publish_span(subjects.run_event(project, command_id, kind), event.kind):
+        span = (
+            contextlib.nullcontext()
+            if kind in UNTRACED_KINDS
+            else publish_span(subjects.run_event(project, command_id, kind), event.kind)
+        )
+        with span:
             return await self.inner.publish(
                 event,
                 kind,
