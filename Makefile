@@ -15,8 +15,11 @@ $(UV):
 	$(PYTHON) -m venv .uv
 	.uv/bin/pip install --quiet uv
 
-$(STAMP): $(UV) $(MEMBERS)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --python $(PYTHON)
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every
+# service start would otherwise compile its imports from source (≈2.5 s of CPU
+# for the api alone).
+$(STAMP): $(UV) $(MEMBERS) Makefile
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON)
 	@touch $(STAMP)
 
 run: $(STAMP)
