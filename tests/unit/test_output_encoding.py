@@ -48,3 +48,10 @@ def test_plain_text_is_the_parsed_text_or_declines(lines: list[str], partial: li
 def test_plain_lines_take_the_bulk_path() -> None:
     raw = event(["1", "2", "", "ü"], []).to_bytes(lines_json("1\n2\n\nü"))
     assert plain_text(raw) == "1\n2\n\nü\n".encode()
+
+
+def test_plain_text_finds_the_array_whatever_order_the_fields_come_in() -> None:
+    flags_first = b'{"data":{"partial":[],"cr":[],"lines":["a]","[b","c"],"first_line":1}}'
+    flags_last = b'{"data":{"first_line":1,"lines":["a]","[b","c"],"partial":[],"cr":[]}}'
+    for raw in (flags_first, flags_last):
+        assert plain_text(raw) == b"a]\n[b\nc\n" == _text(orjson.loads(raw)["data"])

@@ -21,6 +21,7 @@ stored event (replay, a sourced stream) still joins the trace.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -183,7 +184,11 @@ def shutdown_telemetry(timeout_ms: int = 5000) -> None:
         _provider.force_flush(timeout_ms)
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """rdev's tracer, made once: `get_tracer` builds a new one on every call, and
+    the provider can be set only once per process (a tracer taken before that
+    follows it when it is set)."""
     return trace.get_tracer(TRACER_NAME)
 
 

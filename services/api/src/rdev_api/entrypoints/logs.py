@@ -27,16 +27,21 @@ def plain_text(raw: bytes) -> bytes | None:
     """The text of a stored output event read straight off its JSON, if that is safe.
 
     Without a backslash anywhere in the event, no string in it holds a quote, so the
-    lines array runs from `"lines":["` to the first `"]` with `","` between lines.
+    lines array runs from `"lines":["` to its first `"]` with `","` between lines.
     With no split or progress line flagged, its text is that span with each `","`
     turned into a newline: no JSON parsing, no object per line. None otherwise.
+    The flag lists follow the lines, so they and the array's end are searched for
+    from the event's end rather than across its text.
     """
-    if b"\\" in raw or b'"partial":[]' not in raw or b'"cr":[]' not in raw:
+    if b"\\" in raw:
         return None
+    partial, cr = raw.rfind(b'"partial":[]'), raw.rfind(b'"cr":[]')
     start = raw.find(_LINES)
-    end = raw.find(b'"]', start)
-    if start < 0 or end < 0:
+    if partial < 0 or cr < 0 or start < 0:
         return None
+    end = raw.rfind(b'"]', start, partial) if partial > start else -1
+    if end < 0:
+        end = raw.find(b'"]', start)
     return raw[start + len(_LINES) : end].replace(b'","', b"\n") + b"\n"
 
 
