@@ -57,13 +57,17 @@ class LocalProcess:
 
 
 class LocalBackend:
+    def __init__(self) -> None:
+        # The executor's own environment does not change while it runs.
+        self.env = base_env()
+
     async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> LocalProcess:
         if not request.workdir or not os.path.isdir(request.workdir):  # noqa: ASYNC240
             raise FileNotFoundError(f"workspace {request.workdir!r} does not exist on this host")
         cwd = Path(request.workdir, request.cwd or ".")
         if not os.path.isdir(cwd):  # noqa: ASYNC240
             raise FileNotFoundError(f"cwd {request.cwd!r} does not exist in the workspace")
-        env = {**base_env(), **request.env, **extra_env}
+        env = {**self.env, **request.env, **extra_env}
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",
