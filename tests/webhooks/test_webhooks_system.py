@@ -139,6 +139,39 @@ def test_runs_are_delivered_signed_rotated_redelivered_and_replayed(
     assert len(pages) == len(set(pages)) == 4 * EVENTS_PER_RUN + 1
 
 
+def test_admin_changes_of_the_project_are_delivered_too(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    system.create_project("wh-admin")
+    hook = register(client, receiver, "wh-admin", "/admin", events=["project.*", "webhook.*"])
+    r = client.patch("/projects/wh-admin", json={"default_timeout_s": 30})
+    assert r.status_code == 200, r.text
+    r = client.post(f"/projects/wh-admin/webhooks/{hook['id']}/rotate-secret", json={})
+    assert r.status_code == 200, r.text
+    receiver.endpoints["/admin"].secrets = [hook["secret"], r.json()["data"]["secret"]]
+    submit(client, "wh-admin", "echo not asked for")  # command.* is not in its events
+    expected = [
+        "dev.rdev.project.updated.v1",
+        "dev.rdev.webhook.created.v1",
+        "dev.rdev.webhook.rotated.v1",
+    ]
+    wait_for(
+        lambda: set(expected) <= {x.event["type"] for x in receiver.at("/admin")},
+        WAIT,
+        "admin deliveries",
+    )
+    wait_all_succeeded(client, "wh-admin", hook["id"], len(expected))
+    got = receiver.at("/admin")
+    kinds = {x.event["type"] for x in got}
+    # project.created too when the service took it after the registration committed.
+    assert set(expected) <= kinds <= {*expected, "dev.rdev.project.created.v1"}, kinds
+    assert len(got) == len(kinds), "each admin event delivered once"
+    assert all(x.event["project"] == "wh-admin" for x in got)
+    assert all(x.verified and x.verified[0] for x in got), "the first secret signs throughout"
+    (updated,) = [x for x in got if x.event["type"] == expected[0]]
+    assert updated.event["data"]["changed"] == ["default_timeout_s"]
+
+
 def test_receiver_down_then_up_gets_every_event_with_a_stable_id(
     system: RdevSystem, client: httpx.Client
 ) -> None:

@@ -117,6 +117,10 @@ class DurableConsumer:
     stream: str
     config: ConsumerConfig
 
+    @property
+    def durable(self) -> str:
+        return self.config.durable_name or ""
+
 
 def executor_consumer(priority: Priority, ack_wait_s: float) -> DurableConsumer:
     """One pull consumer per priority; the executor sweeps them high → low."""

@@ -106,7 +106,7 @@ async def serve(settings: ExecutorSettings) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     tasks = [asyncio.create_task(loop.run()), asyncio.create_task(health.serve())]
     watched = [executor_consumer(p, settings.executor_ack_wait_s) for p in Priority]
-    queues = [(c.stream, c.config.durable_name or "") for c in watched]
+    queues = [(c.stream, c.durable) for c in watched]
     tasks.append(asyncio.create_task(poll_consumers(js, queues)))
     log.info(
         "executor started", name=settings.executor_name, concurrency=settings.executor_concurrency

@@ -15,7 +15,12 @@ from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
 from rdev_common.service import bounded, cancel_all
-from rdev_common.streams import ensure_consumer, ensure_streams, lifecycle_consumer
+from rdev_common.streams import (
+    admin_consumer,
+    ensure_consumer,
+    ensure_streams,
+    lifecycle_consumer,
+)
 from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
@@ -38,13 +43,16 @@ def utcnow() -> datetime:
 
 
 async def run(settings: WebhooksSettings) -> None:
-    """Consume lifecycle events and deliver them until SIGTERM/SIGINT."""
+    """Consume run lifecycle and admin events and deliver them until SIGTERM/SIGINT."""
     configure_telemetry("webhooks")
     nc = await connect(settings.require_nats_url(), "rdev-webhooks")
     js = nc.jetstream()
     await ensure_streams(js, settings)
-    consumer = lifecycle_consumer("webhooks")
-    await ensure_consumer(js, consumer)
+    # Run lifecycle events and admin changes (project.*, webhook.*): each its own
+    # durable consumer, both feeding the same batched ingest.
+    consumers = [lifecycle_consumer("webhooks"), admin_consumer("webhooks")]
+    for consumer in consumers:
+        await ensure_consumer(js, consumer)
     engine = create_engine(settings.resolved_database_url())
     instrument_engine(engine)
     sqlite = engine.dialect.name == "sqlite"
@@ -80,22 +88,26 @@ async def run(settings: WebhooksSettings) -> None:
 
     checks: dict[str, Check] = {"nats": broker_answers, "database": database_answers}
     health = health_server(checks, settings.health_host, settings.health_port)
-    durable = consumer.config.durable_name or ""
-    ingest = LifecycleIngest(store, schedule, dispatcher.wake.set, durable)
-    feed = PullBatches(
-        nc,
-        consumer.stream,
-        durable,
-        settings.webhooks_ingest_batch,
-        settings.webhooks_ingest_linger_s,
-    )
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    feeds = [
+        (
+            PullBatches(
+                nc,
+                consumer.stream,
+                consumer.durable,
+                settings.webhooks_ingest_batch,
+                settings.webhooks_ingest_linger_s,
+            ),
+            LifecycleIngest(store, schedule, dispatcher.wake.set, consumer.durable),
+        )
+        for consumer in consumers
+    ]
     tasks = [
         asyncio.create_task(health.serve()),
-        asyncio.create_task(poll_consumers(js, [(consumer.stream, durable)])),
-        asyncio.create_task(consume_lifecycle(feed, ingest, IDLE_WAIT_S, stop)),
+        asyncio.create_task(poll_consumers(js, [(c.stream, c.durable) for c in consumers])),
+        *(asyncio.create_task(consume_lifecycle(f, i, IDLE_WAIT_S, stop)) for f, i in feeds),
         asyncio.create_task(dispatcher.run()),
     ]
     log.info("service started", name="webhooks", schedule=list(schedule.delays))

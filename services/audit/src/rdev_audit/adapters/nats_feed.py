@@ -49,7 +49,7 @@ class NatsPositionedFeed:
         self.consumer = consumer
         self.batch = batch
         self.linger_s = linger_s
-        self.durable = consumer.config.durable_name or ""
+        self.durable = consumer.durable
         self._sub: JetStreamContext.PullSubscription | None = None
         self._pending: list[Msg] = []
         self._next_delivery = 1

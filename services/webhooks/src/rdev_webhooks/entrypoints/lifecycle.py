@@ -1,4 +1,5 @@
-"""The lifecycle consumer: fetch a batch, record its deliveries, ack, wake the dispatcher.
+"""The event consumers (run lifecycle, admin changes): fetch a batch, record its
+deliveries, ack, wake the dispatcher.
 
 Events are taken in batches because nearly all of them match no endpoint, and
 then the whole cost of an event is its share of the batch's overhead: one
