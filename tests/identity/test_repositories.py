@@ -186,3 +186,19 @@ async def test_a_publish_failure_keeps_the_rows_for_the_next_attempt(sessions: A
     # Both rows are still unsent: the first is published again, with the same id.
     assert await OutboxRelay(sessions, flaky).relay_once() == 2
     assert published == [ids[0], ids[1], ids[0], ids[1]]
+
+
+async def test_sent_rows_are_pruned_after_the_keep_time_unsent_ones_never(sessions: Any) -> None:
+    ids = await write_events(sessions, 3)
+
+    async def publish(subject: str, payload: bytes, event_id: str) -> None:
+        pass
+
+    relay = OutboxRelay(sessions, publish, batch=2, keep_s=3600)
+    assert await relay.relay_once() == 2  # the third stays unsent
+    assert await relay.prune() == 0, "sent just now: kept"
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert await relay.prune(later) == 2
+    async with sessions() as session:
+        left = list(await session.scalars(select(OutboxRow)))
+    assert [(r.id, r.sent_at) for r in left] == [(ids[2], None)]

@@ -81,7 +81,12 @@ async def start_identity(
         await ensure_rate_limit_stream(js, settings)
     except Exception as exc:  # e.g. a server without counters: the limiter then fails open
         log.error("rate-limit stream unavailable, requests are not limited", error=str(exc))
-    relay = OutboxRelay(sessions, nats_publisher(js), poll_s=settings.outbox_poll_s)
+    relay = OutboxRelay(
+        sessions,
+        nats_publisher(js),
+        poll_s=settings.outbox_poll_s,
+        keep_s=settings.outbox_keep_s,
+    )
     cache = IdentityCache(settings.identity_cache_ttl_s)
     services.uow = lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache)
     services.rate_limiter = NatsRateLimiter(nc, js)

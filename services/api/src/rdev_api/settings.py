@@ -33,6 +33,7 @@ class ApiSettings(CommonSettings):
     identity_cache_ttl_s: float = Field(default=30.0, gt=0)
     outbox_relay_enabled: bool = True
     outbox_poll_s: float = Field(default=0.5, gt=0)
+    outbox_keep_s: float = Field(default=86400.0, ge=0)
     stream_auth_check_s: float = Field(default=1.0, gt=0)
 
     @field_validator("trusted_proxies", mode="before")

@@ -6,6 +6,9 @@ and on SQLite a first UPDATE takes the database's single write lock, so one rela
 at a time. Each message carries `Nats-Msg-Id` = event id: if a relay dies after
 publishing but before its commit, the rows are published again by the next relay and
 JetStream drops the duplicates (within the stream's de-duplication window).
+
+Sent rows are kept `keep_s` (a day by default) for inspection, then deleted: the
+events themselves live on in RDEV_ADMIN and the audit log.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from nats.js import JetStreamContext
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rdev_common.db.tables import OutboxRow
@@ -26,6 +29,7 @@ from rdev_common.streams import ADMIN
 log = structlog.get_logger()
 
 Publish = Callable[[str, bytes, str], Awaitable[None]]
+PRUNE_EVERY_S = 600.0
 
 
 def nats_publisher(js: JetStreamContext, timeout_s: float = 5.0) -> Publish:
@@ -45,12 +49,15 @@ class OutboxRelay:
         *,
         poll_s: float = 0.5,
         batch: int = 100,
+        keep_s: float = 86400.0,
     ) -> None:
         self.sessions = sessions
         self.publish = publish
         self.poll_s = poll_s
         self.batch = batch
+        self.keep_s = keep_s
         self._wake = asyncio.Event()
+        self._prune_at = 0.0
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows."""
@@ -67,6 +74,16 @@ class OutboxRelay:
             log.info("admin events published", count=len(rows))
         return len(rows)
 
+    async def prune(self, now: datetime | None = None) -> int:
+        """Delete the rows sent more than `keep_s` before `now`; returns how many."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.keep_s)
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(delete(OutboxRow).where(OutboxRow.sent_at < cutoff))
+        pruned = int(getattr(result, "rowcount", 0) or 0)
+        if pruned:
+            log.info("sent admin events pruned from the outbox", count=pruned)
+        return pruned
+
     async def _claim(self, session: AsyncSession) -> list[OutboxRow]:
         unsent = OutboxRow.sent_at.is_(None)
         query = select(OutboxRow).where(unsent).order_by(OutboxRow.created_at, OutboxRow.id)
@@ -81,11 +98,16 @@ class OutboxRelay:
         return list(await session.scalars(query))
 
     async def run(self) -> None:
-        """Relay until cancelled: at once when woken, otherwise every `poll_s`."""
+        """Relay until cancelled: at once when woken, otherwise every `poll_s`; prune
+        sent rows every few minutes."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 while await self.relay_once() == self.batch:
                     pass
+                if loop.time() >= self._prune_at:
+                    self._prune_at = loop.time() + PRUNE_EVERY_S
+                    await self.prune()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
