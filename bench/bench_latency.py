@@ -1,7 +1,10 @@
 """e2e latency of `true`: POST /projects/{id}/shell → SSE `complete` received.
 
-Sequential runs over one keep-alive HTTP client; beside them, ssh on loopback
-(cold and ControlMaster-multiplexed) and the raw local spawn of `/bin/sh -c true`.
+Two ways, sequential runs over one keep-alive HTTP client each: the POST answered
+202, then GET /projects/{id}/events?stream_id= (two requests); and the POST with
+`Accept: text/event-stream`, answered by the run's event stream (one request, as
+`rdev run` does it). Beside them, ssh on loopback (cold and ControlMaster-
+multiplexed) and the raw local spawn of `/bin/sh -c true`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,41 @@ def rdev_once(client: httpx.Client, project: str) -> tuple[float, float]:
     if t_done is None:
         raise RuntimeError(f"no complete event for {command_id}")
     return t_post, t_done
+
+
+def rdev_one_request(client: httpx.Client, project: str) -> float:
+    """Seconds from the POST to `complete` when the POST's answer is the event stream."""
+    t0 = time.perf_counter()
+    seen = b""
+    with client.stream(
+        "POST",
+        f"/projects/{project}/shell",
+        json={"command": "true"},
+        headers={"Accept": "text/event-stream"},
+    ) as resp:
+        if resp.status_code != 200:
+            resp.read()
+            raise RuntimeError(f"submit: {resp.status_code} {resp.text}")
+        t_done = None
+        for chunk in resp.iter_raw():
+            if t_done is None:
+                seen = seen[-32:] + chunk
+                if b"event: complete" in seen:
+                    t_done = time.perf_counter() - t0
+    if t_done is None:
+        raise RuntimeError("no complete event")
+    return t_done
+
+
+def measure_one_request(system: System, runs: int) -> list[float]:
+    project = system.create_project("bench-latency-one")
+    totals = []
+    with system.client() as client:
+        for i in range(WARMUP + runs):
+            t_done = rdev_one_request(client, project)
+            if i >= WARMUP:
+                totals.append(t_done)
+    return totals
 
 
 def measure_rdev(system: System, runs: int) -> tuple[list[float], list[float]]:
@@ -81,8 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     report.header()
     with rdev_system(RDEV_EXECUTOR_CONCURRENCY=args.concurrency) as system:
         posts, totals = measure_rdev(system, args.runs)
+        one_request = measure_one_request(system, args.runs)
     add_latency(report, "rdev POST → SSE complete", totals, "design: p50 ≤ 10, p99 ≤ 30")
     add_latency(report, "  of which POST → 202", posts)
+    add_latency(
+        report, "rdev POST answered by the SSE stream", one_request, "one request, as `rdev run`"
+    )
 
     why_not = ssh_loop.unavailable()
     if why_not:

@@ -23,10 +23,14 @@ def read_events(
     headers: dict[str, str] | None = None,
     limit: int | None = None,
     timeout: float = 60,
+    method: str = "GET",
+    json_body: Any = None,
 ) -> tuple[int, list[Event]]:
     """Read events until the server closes the stream or `limit` events arrived."""
     events: list[Event] = []
-    with client.stream("GET", url, headers=headers or {}, timeout=timeout) as response:
+    with client.stream(
+        method, url, headers=headers or {}, json=json_body, timeout=timeout
+    ) as response:
         if response.status_code != 200:
             response.read()
             return response.status_code, events

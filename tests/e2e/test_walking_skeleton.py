@@ -47,6 +47,56 @@ def test_stream_a_command_live(rdev: RdevSystem, project: str) -> None:
     assert all(e.id for e in events if e.event in ("output", "complete"))
 
 
+def test_submit_asking_for_an_event_stream_gets_the_run_in_one_request(
+    rdev: RdevSystem, project: str
+) -> None:
+    command = {"command": "echo out1; echo err1 >&2; exit 3"}
+    stream = {"Accept": "text/event-stream", "Idempotency-Key": "one-request"}
+    with rdev.client() as client:
+        with client.stream("POST", f"/projects/{project}/shell", json=command, headers=stream) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            location = r.headers["location"]
+        status, events = read_events(
+            client, f"/projects/{project}/shell", method="POST", json_body=command, headers=stream
+        )
+        state = client.get(location).json()["data"]
+        runs = client.get(f"/projects/{project}/commands").json()["data"]
+    assert status == 200
+    cid = location.rsplit("/", 1)[1]
+    assert events[0].event == "connected" and events[0].data["stream_id"] == cid
+    assert sorted(output_lines(events)) == [("stderr", "err1"), ("stdout", "out1")]
+    assert events[-1].event == "complete" and events[-1].data["exit_code"] == 3
+    # The same Idempotency-Key streamed the same run again; it ran once.
+    assert state["status"] == "completed" and state["exit_code"] == 3
+    assert [r["id"] for r in runs].count(cid) == 1
+
+
+def test_a_stream_on_submit_needs_the_read_scope_and_then_runs_nothing(
+    rdev: RdevSystem, project: str
+) -> None:
+    with rdev.client() as admin:
+        r = admin.post("/api-keys", json={"name": "blind", "scopes": ["commands:execute"]})
+        assert r.status_code == 201, r.text
+        secret = r.json()["data"]["secret"]
+        before = len(
+            admin.get(f"/projects/{project}/commands", params={"limit": 100}).json()["data"]
+        )
+        with httpx.Client(base_url=rdev.base_url, headers={"X-API-Key": secret}) as blind:
+            refused = blind.post(
+                f"/projects/{project}/shell",
+                json={"command": "true"},
+                headers={"Accept": "text/event-stream"},
+            )
+            accepted = blind.post(f"/projects/{project}/shell", json={"command": "true"})
+        after = len(
+            admin.get(f"/projects/{project}/commands", params={"limit": 100}).json()["data"]
+        )
+    assert refused.status_code == 403, refused.text
+    assert accepted.status_code == 202, accepted.text
+    assert after == before + 1, "only the plain submit queued a command"
+
+
 def test_finished_run_is_replayed_whole(rdev: RdevSystem, project: str) -> None:
     with rdev.client() as client:
         cid = submit(client, project, "seq 1 500")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import connect_sse
+from httpx_sse import EventSource, connect_sse
 
 from rdev_cli import config
 from rdev_cli.errors import EXIT_AUTH, EXIT_UNREACHABLE, CliError, exit_code_for
@@ -22,6 +23,26 @@ RECONNECT_PATIENCE_S = 120.0
 
 class _Transient(Exception):
     """A restarting server (5xx) while following: retry like a dropped connection."""
+
+
+@dataclass
+class _Progress:
+    """How far a run's stream was read: the id to resume after."""
+
+    last_id: str | None = None
+
+    def feed(
+        self, source: EventSource, on_event: Callable[[str, dict[str, Any]], None]
+    ) -> dict[str, Any] | None:
+        """Hand events to `on_event`; the `complete` data, or None if the stream ended first."""
+        for sse in source.iter_sse():
+            if sse.id:
+                self.last_id = sse.id
+            data: dict[str, Any] = json.loads(sse.data) if sse.data else {}
+            if sse.event == "complete":
+                return data
+            on_event(sse.event, data)
+        return None
 
 
 @dataclass(frozen=True)
@@ -124,18 +145,57 @@ class RdevClient:
         except httpx.TransportError as exc:
             raise self.unreachable(exc) from exc
 
+    def submit_and_follow(
+        self,
+        project: str,
+        body: dict[str, Any],
+        on_submitted: Callable[[str], None],
+        on_event: Callable[[str, dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        """Submit `body` asking for the run's event stream as the answer (one request),
+        feed its events to `on_event` until `complete`, which is returned.
+
+        `on_submitted` gets the command id as soon as the answer names it. A stream
+        that drops is resumed by `follow` from the last event seen.
+        """
+        self.require_key()
+        command_id: str | None = None
+        progress = _Progress()
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        try:
+            with connect_sse(
+                self.http, "POST", f"/projects/{project}/shell", json=body, headers=headers
+            ) as source:
+                if not source.response.is_success:
+                    source.response.read()
+                raise_for(source.response, f"project {project!r}")
+                command_id = source.response.headers["location"].rsplit("/", 1)[-1]
+                on_submitted(command_id)
+                done = progress.feed(source, on_event)
+                if done is not None:
+                    return done
+        except httpx.TransportError as exc:
+            if command_id is None:
+                raise self.unreachable(exc) from exc
+        assert command_id is not None
+        return self.follow(project, command_id, on_event, progress.last_id)
+
     def follow(
-        self, project: str, command_id: str, on_event: Callable[[str, dict[str, Any]], None]
+        self,
+        project: str,
+        command_id: str,
+        on_event: Callable[[str, dict[str, Any]], None],
+        last_id: str | None = None,
     ) -> dict[str, Any]:
         """Feed a run's SSE events to `on_event` until `complete`, which is returned.
 
         A dropped connection is resumed with Last-Event-ID, so no line is lost or repeated.
         """
         self.require_key()
-        last_id: str | None = None
+        progress = _Progress(last_id)
         down_since: float | None = None
         while True:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
+            headers = {"Last-Event-ID": progress.last_id} if progress.last_id else {}
             try:
                 with connect_sse(
                     self.http,
@@ -151,13 +211,9 @@ class RdevClient:
                         # rdev says this client has seen `complete` already.
                         return dict(self.data("GET", f"/commands/{command_id}"))
                     down_since = None
-                    for sse in source.iter_sse():
-                        if sse.id:
-                            last_id = sse.id
-                        data: dict[str, Any] = json.loads(sse.data) if sse.data else {}
-                        if sse.event == "complete":
-                            return data
-                        on_event(sse.event, data)
+                    done = progress.feed(source, on_event)
+                    if done is not None:
+                        return done
             except (httpx.TransportError, _Transient) as exc:
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since > RECONNECT_PATIENCE_S:

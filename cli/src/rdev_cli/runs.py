@@ -83,16 +83,21 @@ def run(
         body["timeout_s"] = timeout
     try:
         with RdevClient() as client:
-            path = f"/projects/{project}/shell"
-            created = client.data("POST", path, json_body=body, what=f"project {project!r}")
             if detach:
+                path = f"/projects/{project}/shell"
+                created = client.data("POST", path, json_body=body, what=f"project {project!r}")
                 if as_json:
                     output.emit_json(created)
                 else:
                     typer.echo(created["id"])
                 return
-            signal.signal(signal.SIGINT, CancelOnInterrupt(created["id"]))
-            code = stream_run(client, project, created["id"])
+
+            def on_submitted(command_id: str) -> None:
+                signal.signal(signal.SIGINT, CancelOnInterrupt(command_id))
+
+            # One request: the submit's answer is the run's event stream.
+            done = client.submit_and_follow(project, body, on_submitted, write_line)
+            code = int(done.get("exit_code", EXIT_REMOTE_FAILURE))
     except CliError as error:
         report(error)
         raise typer.Exit(EXIT_REMOTE_FAILURE) from None

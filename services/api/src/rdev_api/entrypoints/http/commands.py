@@ -7,18 +7,31 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
+from rdev_api.domain.model import Scope
+from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
+from rdev_api.entrypoints.http.events import run_stream
 from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ListEnvelope, ShellRequest
 from rdev_api.entrypoints.logs import run_log
 from rdev_api.service_layer import command_service, project_service
+from rdev_api.service_layer.auth import require_scope
 from rdev_api.service_layer.ports import CommandState
 from rdev_common.metrics import COMMANDS_SUBMITTED
 
 router = APIRouter(tags=["commands"])
 
 
-@router.post("/projects/{project_id}/shell", status_code=202, response_model=Envelope[CommandOut])
+EVENT_STREAM = "text/event-stream"
+
+
+@router.post(
+    "/projects/{project_id}/shell",
+    status_code=202,
+    response_model=Envelope[CommandOut],
+    responses={200: {"content": {EVENT_STREAM: {}}, "description": "the run's event stream"}},
+)
 async def submit(
     project_id: str,
     body: ShellRequest,
@@ -28,7 +41,18 @@ async def submit(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     traceparent: Annotated[str | None, Header()] = None,
-) -> Envelope[CommandOut]:
+    accept: Annotated[str | None, Header()] = None,
+) -> Envelope[CommandOut] | EventSourceResponse:
+    """Queue a command: 202 with the command once JetStream stored it.
+
+    With `Accept: text/event-stream` the answer is instead the run's event stream
+    (200), as `GET /projects/{id}/events?stream_id=<id>` gives it: one request from
+    submit to `complete`. Its `connected` event and the `Location` header name the
+    command; a client that loses the stream resumes with that GET and Last-Event-ID.
+    """
+    stream = EVENT_STREAM in (accept or "")
+    if stream:  # checked before anything runs that the client could not watch
+        require_scope(principal, Scope.COMMANDS_READ)
     project = await project_service.get_project(services.uow(), principal, project_id)
     submitted = await command_service.submit(
         services.command_log,
@@ -60,6 +84,18 @@ async def submit(
             timeout_s=body.timeout_s or project.default_timeout_s,
         )
     response.headers["Location"] = f"/commands/{state.id}"
+    if stream:
+        headers = dict(response.headers)
+        return run_stream(
+            services,
+            settings,
+            principal,
+            project.id,
+            state.id,
+            sse.Position(),
+            state.status,
+            headers,
+        )
     return Envelope(data=CommandOut.of(state))
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
-from rdev_api.domain.model import Scope
+from rdev_api.domain.model import Principal, Scope
 from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
 from rdev_api.entrypoints.http.observability import count_sse
 from rdev_api.entrypoints.http.stream_guard import guarded
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.auth import require_scope
+from rdev_api.service_layer.ports import Services
+from rdev_api.settings import ApiSettings
 from rdev_common import subjects
 from rdev_common.errors import ValidationFailed
 
@@ -41,24 +44,41 @@ async def events(
         ) from exc
     if stream_id is None:
         body = sse.project_stream(services.run_reader, project.id, position)
-    else:
-        state = await command_service.get_state(
-            services.command_log, principal, stream_id, project.id
-        )
-        # Only a client resuming from an event id can have seen `complete` already.
-        done_at = position.seq and await services.run_reader.last_seq(
-            subjects.run_event(project.id, stream_id, "completed")
-        )
-        if done_at and position.seq >= done_at:
-            # The client has seen `complete`: 204 tells EventSource not to reconnect.
-            return Response(status_code=204)
-        body = sse.command_stream(
-            services.run_reader, project.id, stream_id, position, state.status
-        )
-    body = guarded(body, services, principal, settings.stream_auth_check_s)
+        guarded_body = guarded(body, services, principal, settings.stream_auth_check_s)
+        return _response(guarded_body, settings, {})
+    state = await command_service.get_state(services.command_log, principal, stream_id, project.id)
+    # Only a client resuming from an event id can have seen `complete` already.
+    done_at = position.seq and await services.run_reader.last_seq(
+        subjects.run_event(project.id, stream_id, "completed")
+    )
+    if done_at and position.seq >= done_at:
+        # The client has seen `complete`: 204 tells EventSource not to reconnect.
+        return Response(status_code=204)
+    return run_stream(services, settings, principal, project.id, stream_id, position, state.status)
+
+
+def run_stream(
+    services: Services,
+    settings: ApiSettings,
+    principal: Principal,
+    project: str,
+    command_id: str,
+    position: sse.Position,
+    status: str,
+    headers: dict[str, str] | None = None,
+) -> EventSourceResponse:
+    """The event stream of one run, from `position` to its `complete`."""
+    body = sse.command_stream(services.run_reader, project, command_id, position, status)
+    guarded_body = guarded(body, services, principal, settings.stream_auth_check_s)
+    return _response(guarded_body, settings, headers or {})
+
+
+def _response(
+    body: AsyncIterator[bytes], settings: ApiSettings, headers: dict[str, str]
+) -> EventSourceResponse:
     return EventSourceResponse(
         count_sse(body),
-        headers=SSE_HEADERS,
+        headers={**SSE_HEADERS, **headers},
         ping=settings.heartbeat_s,
         ping_message_factory=sse.heartbeat,
         send_timeout=settings.sse_send_timeout_s,
