@@ -21,52 +21,46 @@ from bench.common import Report, System, latency_summary, rdev_system
 WARMUP = 20
 
 
+def seconds_to_complete(resp: httpx.Response, t0: float) -> float:
+    """Seconds from `t0` until `complete` arrived on the event stream `resp`.
+
+    Reads to the end (the server closes after `complete`) so the connection is reused.
+    """
+    t_done = None
+    seen = b""
+    for chunk in resp.iter_raw():
+        if t_done is None:
+            seen = seen[-32:] + chunk
+            if b"event: complete" in seen:
+                t_done = time.perf_counter() - t0
+    if t_done is None:
+        raise RuntimeError(f"no complete event on {resp.request.url}")
+    return t_done
+
+
 def rdev_once(client: httpx.Client, project: str) -> tuple[float, float]:
-    """(seconds to the 202, seconds to `complete`) of one `true`."""
+    """(seconds to the 202, seconds to `complete`) of one `true`: POST, then GET events."""
     t0 = time.perf_counter()
     r = client.post(f"/projects/{project}/shell", json={"command": "true"})
     t_post = time.perf_counter() - t0
     if r.status_code != 202:
         raise RuntimeError(f"submit: {r.status_code} {r.text}")
     command_id = r.json()["data"]["id"]
-    t_done = None
-    seen = b""
-    with client.stream(
-        "GET", f"/projects/{project}/events", params={"stream_id": command_id}
-    ) as resp:
-        # Read to the end (the server closes after `complete`) so the connection is reused.
-        for chunk in resp.iter_raw():
-            if t_done is None:
-                seen = seen[-32:] + chunk
-                if b"event: complete" in seen:
-                    t_done = time.perf_counter() - t0
-    if t_done is None:
-        raise RuntimeError(f"no complete event for {command_id}")
-    return t_post, t_done
+    events = f"/projects/{project}/events"
+    with client.stream("GET", events, params={"stream_id": command_id}) as resp:
+        return t_post, seconds_to_complete(resp, t0)
 
 
 def rdev_one_request(client: httpx.Client, project: str) -> float:
     """Seconds from the POST to `complete` when the POST's answer is the event stream."""
     t0 = time.perf_counter()
-    seen = b""
-    with client.stream(
-        "POST",
-        f"/projects/{project}/shell",
-        json={"command": "true"},
-        headers={"Accept": "text/event-stream"},
-    ) as resp:
+    accept = {"Accept": "text/event-stream"}
+    shell = f"/projects/{project}/shell"
+    with client.stream("POST", shell, json={"command": "true"}, headers=accept) as resp:
         if resp.status_code != 200:
             resp.read()
             raise RuntimeError(f"submit: {resp.status_code} {resp.text}")
-        t_done = None
-        for chunk in resp.iter_raw():
-            if t_done is None:
-                seen = seen[-32:] + chunk
-                if b"event: complete" in seen:
-                    t_done = time.perf_counter() - t0
-    if t_done is None:
-        raise RuntimeError("no complete event")
-    return t_done
+        return seconds_to_complete(resp, t0)
 
 
 def measure_one_request(system: System, runs: int) -> list[float]:
