@@ -44,8 +44,7 @@ async def events(
         ) from exc
     if stream_id is None:
         body = sse.project_stream(services.run_reader, project.id, position)
-        guarded_body = guarded(body, services, principal, settings.stream_auth_check_s)
-        return _response(guarded_body, settings, {})
+        return _response(body, services, principal, settings)
     state = await command_service.get_state(services.command_log, principal, stream_id, project.id)
     # Only a client resuming from an event id can have seen `complete` already.
     done_at = position.seq and await services.run_reader.last_seq(
@@ -69,16 +68,20 @@ def run_stream(
 ) -> EventSourceResponse:
     """The event stream of one run, from `position` to its `complete`."""
     body = sse.command_stream(services.run_reader, project, command_id, position, status)
-    guarded_body = guarded(body, services, principal, settings.stream_auth_check_s)
-    return _response(guarded_body, settings, headers or {})
+    return _response(body, services, principal, settings, headers)
 
 
 def _response(
-    body: AsyncIterator[bytes], settings: ApiSettings, headers: dict[str, str]
+    body: AsyncIterator[bytes],
+    services: Services,
+    principal: Principal,
+    settings: ApiSettings,
+    headers: dict[str, str] | None = None,
 ) -> EventSourceResponse:
+    """`body` as an event stream that ends once the key may no longer read it."""
     return EventSourceResponse(
-        count_sse(body),
-        headers={**SSE_HEADERS, **headers},
+        count_sse(guarded(body, services, principal, settings.stream_auth_check_s)),
+        headers={**SSE_HEADERS, **(headers or {})},
         ping=settings.heartbeat_s,
         ping_message_factory=sse.heartbeat,
         send_timeout=settings.sse_send_timeout_s,
