@@ -8,6 +8,12 @@ raw no-wait pulls swept in that order, woken by a core subscription on the comma
 subjects. A wake-up names the command's priority, so only queues known to have
 work are pulled; a full sweep of every queue at least every sweep interval finds
 what no wake-up announced (redeliveries, commands handed back for later).
+
+A wake-up that finds a free slot also starts reading what the command will need
+(its run's history, its project's secrets) while the pull fetches it, so an idle
+executor starts a command one broker round trip sooner. The command's cancel
+handle is registered before that read: a cancel stored before the read is in the
+history, one stored after reaches the handle.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -26,7 +33,7 @@ from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.entrypoints.run_observer import observe_run
-from rdev_executor.service_layer.runner import RunControl, Runner
+from rdev_executor.service_layer.runner import Prepared, RunControl, Runner
 
 log = structlog.get_logger()
 
@@ -37,6 +44,16 @@ NEXT_NO_WAIT = json.dumps({"batch": 1, "no_wait": True}).encode()
 FRESH_WAKE_S = 0.05
 NEXT_FRESH = json.dumps({"batch": 1, "expires": int(FRESH_WAKE_S * 1e9)}).encode()
 PROJECT_BUSY_DELAY_S = 0.5
+# A read started on a wake-up is dropped if no pull brings its command this soon
+# (another executor took it, or its project was full).
+PREFETCH_TTL_S = 2.0
+
+
+@dataclass
+class _Prefetch:
+    control: RunControl
+    prepared: asyncio.Task[Prepared]
+    expiry: asyncio.TimerHandle
 
 
 class PriorityLoop:
@@ -64,6 +81,7 @@ class PriorityLoop:
         self._woken_at = dict.fromkeys(ORDER, 0.0)
         self._full_sweep_at = 0.0
         self.running: dict[str, RunControl] = {}
+        self.prefetched: dict[str, _Prefetch] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._aged_checked_at = 0.0
@@ -73,6 +91,7 @@ class PriorityLoop:
         async def wake(msg: Msg) -> None:
             with contextlib.suppress(ValueError, IndexError):
                 self._hint(Priority(msg.subject.split(".")[2]))
+            self._prefetch(msg.subject)
 
         async def cancel(msg: Msg) -> None:
             _, command_id, _ = subjects.parse_run_subject(msg.subject)
@@ -188,13 +207,18 @@ class PriorityLoop:
                 )
                 self._release()
                 return
-        control = self.running[req.command_id] = RunControl()
+        control, prepared = await self._take_prefetch(req.command_id, first_delivery)
+        self.running[req.command_id] = control
         keepalive = asyncio.create_task(self._keep_alive(msg))
         structlog.contextvars.bind_contextvars(command_id=req.command_id, project=req.project)
         try:
             with observe_run(msg, req) as run:
                 outcome = await self.runner.handle(
-                    req, control, extra_env=run.env, first_delivery=first_delivery
+                    req,
+                    control,
+                    extra_env=run.env,
+                    first_delivery=first_delivery,
+                    prepared=prepared,
                 )
                 run.finished(outcome)
             await self._ack(msg)
@@ -208,6 +232,47 @@ class PriorityLoop:
             if lease is not None and self.project_slots is not None:
                 await self.project_slots.release(lease)
             self._release()
+
+    def _prefetch(self, subject: str) -> None:
+        """On a wake-up with a slot free, start reading what its command will need."""
+        parts = subject.split(".")  # rdev.commands.<priority>.<project>.<command id>
+        if len(parts) != 5 or self.stopping or self.slots.locked():
+            return
+        project, command_id = parts[3], parts[4]
+        if command_id in self.prefetched or command_id in self.running:
+            return
+        control = self.running[command_id] = RunControl()  # before the read: see above
+        task = asyncio.create_task(self.runner.prepare(project, command_id, first_delivery=True))
+        expiry = asyncio.get_running_loop().call_later(
+            PREFETCH_TTL_S, self._drop_prefetch, command_id
+        )
+        self.prefetched[command_id] = _Prefetch(control, task, expiry)
+
+    def _drop_prefetch(self, command_id: str) -> None:
+        prefetch = self.prefetched.pop(command_id, None)
+        if prefetch is None:
+            return
+        prefetch.expiry.cancel()
+        prefetch.prepared.cancel()
+        if self.running.get(command_id) is prefetch.control:
+            del self.running[command_id]
+
+    async def _take_prefetch(
+        self, command_id: str, first_delivery: bool
+    ) -> tuple[RunControl, Prepared | None]:
+        """The command's cancel handle, and what a wake-up read for it if that still holds."""
+        prefetch = self.prefetched.pop(command_id, None)
+        if prefetch is None:
+            return RunControl(), None
+        prefetch.expiry.cancel()
+        if not first_delivery:  # read for a first delivery; a redelivery reads it all again
+            prefetch.prepared.cancel()
+            return prefetch.control, None
+        try:
+            return prefetch.control, await prefetch.prepared
+        except Exception as exc:  # broker away while reading: read again in the run
+            log.debug("prefetch failed", command_id=command_id, error=repr(exc))
+            return prefetch.control, None
 
     def _hint(self, priority: Priority) -> None:
         self.hinted.add(priority)
@@ -241,6 +306,8 @@ class PriorityLoop:
         """
         self.stopping = True
         self.wake.set()
+        for command_id in list(self.prefetched):
+            self._drop_prefetch(command_id)
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace_s)
         for control in self.running.values():

@@ -123,6 +123,15 @@ class _History:
     cancel_requested: bool = False
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a run needs from the broker before it may start: the run's history and
+    the project's secrets."""
+
+    history: _History
+    secrets: dict[str, str]
+
+
 @dataclass
 class Runner:
     backend: Backend
@@ -138,16 +147,18 @@ class Runner:
         extra_env: dict[str, str],
         *,
         first_delivery: bool = False,
+        prepared: Prepared | None = None,
     ) -> Outcome | None:
         """Run `req` unless the log shows it already ran; None when nothing was left to do.
 
         The project's secrets become environment variables of the command, and their
-        values are masked in its output before anything is published.
+        values are masked in its output before anything is published. `prepared`, if
+        given, is `prepare` of this first delivery, started before `control` could
+        miss a cancel and no earlier.
         """
         p, cid = req.project, req.command_id
-        history, secrets = await asyncio.gather(
-            self._history(req, first_delivery), self._secrets(p)
-        )
+        prepared = prepared or await self.prepare(p, cid, first_delivery)
+        history, secrets = prepared.history, prepared.secrets
         if history.completed:
             return None
         if history.started:
@@ -194,14 +205,20 @@ class Runner:
         result = await self._supervise(req, process, control, batcher)
         return await self._complete(req, result, began, batcher)
 
-    async def _history(self, req: CommandRequested, first_delivery: bool) -> _History:
+    async def prepare(self, project: str, command_id: str, first_delivery: bool) -> Prepared:
+        """The run's history and the project's secrets, read at once."""
+        history, secrets = await asyncio.gather(
+            self._history(project, command_id, first_delivery), self._secrets(project)
+        )
+        return Prepared(history, secrets)
+
+    async def _history(self, p: str, cid: str, first_delivery: bool) -> _History:
         """What the log already holds of this run.
 
         A command's first delivery whose newest run event is its own `requested` (or
         nothing yet) has nothing behind it: one lookup. Anything else, and every
         redelivery, looks up each kind.
         """
-        p, cid = req.project, req.command_id
         if first_delivery and await self.events.latest_kind(p, cid) in (None, "requested"):
             return _History()
         completed, started, cancel_requested = await asyncio.gather(
