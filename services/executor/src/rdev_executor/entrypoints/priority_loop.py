@@ -9,11 +9,12 @@ subjects. A wake-up names the command's priority, so only queues known to have
 work are pulled; a full sweep of every queue at least every sweep interval finds
 what no wake-up announced (redeliveries, commands handed back for later).
 
-A wake-up that finds a free slot also starts reading what the command will need
-(its run's history, its project's secrets) while the pull fetches it, so an idle
-executor starts a command one broker round trip sooner. The command's cancel
-handle is registered before that read: a cancel stored before the read is in the
-history, one stored after reaches the handle.
+A wake-up that finds a free slot and every queue empty (as far as this executor
+knows) also starts reading what the command will need (its run's history, its
+project's secrets) while the pull fetches it, so an idle executor starts a command
+one broker round trip sooner. The command's cancel handle is registered before
+that read: a cancel stored before the read is in the history, one stored after
+reaches the handle.
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ class PriorityLoop:
 
     async def start(self) -> None:
         async def wake(msg: Msg) -> None:
+            # With every queue known empty, the woken command is the next one pulled;
+            # behind a backlog it is not, and reading ahead for it would be wasted.
+            next_up = not self.hinted
             with contextlib.suppress(ValueError, IndexError):
                 self._hint(Priority(msg.subject.split(".")[2]))
-            self._prefetch(msg.subject)
+            if next_up:
+                self._prefetch(msg.subject)
 
         async def cancel(msg: Msg) -> None:
             _, command_id, _ = subjects.parse_run_subject(msg.subject)
