@@ -152,14 +152,17 @@ def lifecycle_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsume
     )
 
 
-def admin_consumer(service: str, ack_wait_s: float = 30.0) -> DurableConsumer:
-    """A durable pull consumer of every admin change (project.*, api_key.*, webhook.*)."""
+def admin_consumer(
+    service: str, ack_wait_s: float = 30.0, deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+) -> DurableConsumer:
+    """A durable pull consumer of every admin change (project.*, api_key.*, webhook.*),
+    from the first one kept, or with `DeliverPolicy.NEW` from its own creation on."""
     return DurableConsumer(
         ADMIN,
         ConsumerConfig(
             durable_name=f"{service}-admin",
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=deliver_policy,
             ack_wait=ack_wait_s,
             max_deliver=-1,
         ),

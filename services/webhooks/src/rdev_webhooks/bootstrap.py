@@ -7,6 +7,7 @@ import signal
 from datetime import UTC, datetime
 
 import structlog
+from nats.js.api import DeliverPolicy
 from sqlalchemy import text
 
 from rdev_common.broker import connect
@@ -49,8 +50,13 @@ async def run(settings: WebhooksSettings) -> None:
     js = nc.jetstream()
     await ensure_streams(js, settings)
     # Run lifecycle events and admin changes (project.*, webhook.*): each its own
-    # durable consumer, both feeding the same batched ingest.
-    consumers = [lifecycle_consumer("webhooks"), admin_consumer("webhooks")]
+    # durable consumer, both feeding the same batched ingest. Admin changes count from
+    # the consumer's creation: an installation that gains it does not send endpoints
+    # the admin history that came before.
+    consumers = [
+        lifecycle_consumer("webhooks"),
+        admin_consumer("webhooks", deliver_policy=DeliverPolicy.NEW),
+    ]
     for consumer in consumers:
         await ensure_consumer(js, consumer)
     engine = create_engine(settings.resolved_database_url())
