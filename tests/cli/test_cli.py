@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import stat
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from rdev_common.broker import free_port
 from tests.cli.support import PROJECT, RUN_TIMEOUT_S, as_json, rdev_cli
-from tests.support import BIN, RdevSystem, wait_for
+from tests.support import BIN, RdevSystem, service_pids, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -164,3 +165,42 @@ def test_completion_script_is_offered(cli_env: dict[str, str]) -> None:
 
 def test_server_health_is_unaffected(rdev: RdevSystem) -> None:
     assert httpx.get(f"{rdev.base_url}/healthz").status_code == 200
+
+
+def test_run_resumes_through_an_api_restart_without_losing_a_line(
+    rdev: RdevSystem, cli_env: dict[str, str], project: str
+) -> None:
+    marker = f"restart-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(
+        [
+            str(BIN / "rdev"),
+            "run",
+            "-p",
+            project,
+            "--",
+            f"echo {marker}; sleep 3; seq 1 2000; exit 7",
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == marker  # streaming on the submit's answer
+        (api,) = service_pids(rdev, "api")
+        os.kill(api, signal.SIGKILL)  # `rdev up` starts it again
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        wait_for(lambda: _ready(rdev), 60, "the api did not come back")
+    assert proc.returncode == 7, err
+    assert out.splitlines() == [str(i) for i in range(1, 2001)]
+
+
+def _ready(rdev: RdevSystem) -> bool:
+    try:
+        return httpx.get(f"{rdev.base_url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
