@@ -155,3 +155,35 @@ async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
     recorded = await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=1e9)
     assert recorded.disabled_reason == "the endpoint answered 410 Gone"
+
+
+async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryStore) -> None:
+    await store.add_deliveries([_delivery()])
+    first = await store.claim("msg_1", T0, T0 + timedelta(seconds=20), 3)
+    assert first is not None and first.endpoint.secrets == ["whsec_AAAA"]
+    failed = AttemptResult(status_code=503, duration_ms=1, error="HTTP 503")
+    later = T0 + timedelta(seconds=1)
+    await store.record(first.delivery, 1, failed, later, T0, disable_after_s=3600)
+    second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
+    assert second is not None and (second.attempt, second.interrupted) == (2, [])
+    assert second.delivery.attempts == 2 and second.delivery.event_id == "e1"
+
+
+async def test_a_deleted_webhook_ends_its_delivery_and_reports_the_interrupted_attempt(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    await store.add_deliveries([_delivery()])
+    assert await store.claim("msg_1", T0, T0 + timedelta(seconds=1), 3) is not None
+    async with store.sessions() as s:
+        await s.execute(delete(WebhookRow))
+        await s.commit()
+    after = T0 + timedelta(seconds=2)
+    final = await store.claim("msg_1", after, after, 3)
+    assert final is not None and (final.attempt, final.interrupted) == (0, [1])
+    assert (final.endpoint.id, final.endpoint.project, final.endpoint.enabled) == ("w1", "p", False)
+    async with store.sessions() as s:
+        delivery = await s.get(WebhookDeliveryRow, "msg_1")
+        attempt = await s.get(WebhookAttemptRow, ("msg_1", 1))
+    assert delivery is not None and delivery.status == "failed"
+    assert delivery.last_error == "the webhook was deleted" and delivery.next_attempt_at is None
+    assert attempt is not None and attempt.outcome == "interrupted"

@@ -8,12 +8,12 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from rdev_common.db.tables import Base, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.domain.model import (
     AttemptResult,
     Claim,
@@ -71,6 +71,63 @@ _ENABLED_ENDPOINTS = select(
 ).where(WebhookRow.project.in_(bindparam("projects", expanding=True)), WebhookRow.enabled)
 
 
+def _table(row: type[Base]) -> Table:
+    return Base.metadata.tables[row.__tablename__]
+
+
+# A delivery's attempts run on SQLAlchemy Core, with statements built once: the ORM's
+# identity map, change tracking and flush cost more CPU per delivery than the request.
+# Parameters named as a column are its new value; `key` and `key_n` select the row.
+HOOKS, DELIVERIES, ATTEMPTS = (
+    _table(WebhookRow),
+    _table(WebhookDeliveryRow),
+    _table(WebhookAttemptRow),
+)
+_h, _d, _a = HOOKS.c, DELIVERIES.c, ATTEMPTS.c
+# The delivery, its endpoint (None when deleted) and its last attempt, in one SELECT.
+_CLAIM_READ = (
+    select(
+        _d.webhook_id,
+        _d.project.label("delivery_project"),
+        _d.event_id,
+        _d.event_type,
+        _d.payload,
+        _d.status,
+        _d.attempts,
+        _d.next_attempt_at,
+        _h.id,
+        _h.project,
+        _h.url,
+        _h.events,
+        _h.secret,
+        _h.previous_secret,
+        _h.previous_secret_expires_at,
+        _h.enabled,
+        _h.disabled_reason,
+        _a.outcome.label("last_outcome"),
+    )
+    .select_from(
+        DELIVERIES.outerjoin(HOOKS, _h.id == _d.webhook_id).outerjoin(
+            ATTEMPTS, and_(_a.delivery_id == _d.id, _a.n == _d.attempts)
+        )
+    )
+    .where(_d.id == bindparam("key"))
+)
+_ClaimRow = Row[*tuple[Any, ...]]
+# The compare-and-set that makes one worker the owner of the next attempt.
+_TAKE = update(DELIVERIES).where(
+    _d.id == bindparam("key"), _d.attempts == bindparam("seen"), _d.status == PENDING
+)
+_SENDING = insert(ATTEMPTS)
+_CLOSE_ATTEMPT = update(ATTEMPTS).where(
+    _a.delivery_id == bindparam("key"), _a.n == bindparam("key_n")
+)
+_FINISH_DELIVERY = update(DELIVERIES).where(_d.id == bindparam("key"))
+_HEALTH = select(_h.failing_since, _h.enabled).where(_h.id == bindparam("key"))
+_HEALTHY = update(HOOKS).where(_h.id == bindparam("key"), _h.failing_since.is_not(None))
+_CHANGE_HOOK = update(HOOKS).where(_h.id == bindparam("key"))
+
+
 def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
     secrets = [row.secret]
     expires = _utc(row.previous_secret_expires_at)
@@ -78,10 +135,6 @@ def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
         secrets.append(row.previous_secret)
     events: Any = row.events
     return Endpoint(row.id, row.project, row.url, list(events), secrets, row.enabled)
-
-
-def _delivery(row: WebhookDeliveryRow) -> Delivery:
-    return Delivery(row.id, row.webhook_id, row.event_id, row.event_type, row.payload, row.attempts)
 
 
 class HotReads(Protocol):
@@ -99,6 +152,7 @@ class SqlAlchemyDeliveryStore:
         hot_reads: HotReads | None = None,
     ) -> None:
         self.sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self.hot_reads = hot_reads  # on a SQLite file: `SqliteReads`
         # SQLite has one writer: concurrent write transactions from this process would
         # only meet in its busy handler, which sleeps. Taking turns here is faster.
@@ -175,49 +229,37 @@ class SqlAlchemyDeliveryStore:
     async def claim(
         self, delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int
     ) -> Claim | None:
-        async with self._writer(), self.sessions() as s:
-            row = await s.get(WebhookDeliveryRow, delivery_id)
+        async with self._writer(), self._engine.connect() as conn:
+            row = (await conn.execute(_CLAIM_READ, {"key": delivery_id})).one_or_none()
             if row is None or row.status != PENDING or (_utc(row.next_attempt_at) or now) > now:
                 return None
-            hook = await s.get(WebhookRow, row.webhook_id)
-            interrupted = await _close_interrupted(s, row, now)
+            interrupted = await _close_interrupted(conn, delivery_id, row, now)
             n = row.attempts + 1
-            stop = _why_stop(hook, n, max_attempts)
+            stop = _why_stop(row, n, max_attempts)
             if stop is not None:
-                await _finish_delivery(s, row, stop, now)
-                await s.commit()
-                delivery = _delivery(row)
-                endpoint = endpoint_of(hook, now) if hook else _gone_endpoint(row)
+                await conn.execute(_FINISH_DELIVERY, _failed_delivery(delivery_id, stop, now))
+                await conn.commit()
+                delivery = _claimed(delivery_id, row, row.attempts)
+                endpoint = endpoint_of(row, now) if row.id is not None else _gone_endpoint(row)
                 return Claim(delivery, endpoint, 0, interrupted) if interrupted else None
-            assert hook is not None
-            won = await s.execute(
-                _update(WebhookDeliveryRow)
-                .where(
-                    WebhookDeliveryRow.id == delivery_id,
-                    WebhookDeliveryRow.attempts == n - 1,
-                    WebhookDeliveryRow.status == PENDING,
-                )
-                .values(attempts=n, next_attempt_at=lease_until, updated_at=now)
+            won = await conn.execute(
+                _TAKE,
+                dict(
+                    key=delivery_id,
+                    seen=n - 1,
+                    attempts=n,
+                    next_attempt_at=lease_until,
+                    updated_at=now,
+                ),
             )
-            if getattr(won, "rowcount", 0) != 1:
+            if won.rowcount != 1:
                 return None  # another worker claimed it between our read and write
-            s.add(
-                WebhookAttemptRow(
-                    delivery_id=delivery_id,
-                    n=n,
-                    webhook_id=row.webhook_id,
-                    outcome=Outcome.SENDING.value,
-                    started_at=now,
-                )
-            )
             try:
-                await s.commit()
+                await conn.execute(_SENDING, _sending(delivery_id, n, row.webhook_id, now))
+                await conn.commit()
             except IntegrityError:
                 return None
-            delivery = Delivery(
-                row.id, row.webhook_id, row.event_id, row.event_type, row.payload, n
-            )
-            return Claim(delivery, endpoint_of(hook, now), n, interrupted)
+            return Claim(_claimed(delivery_id, row, n), endpoint_of(row, now), n, interrupted)
 
     async def record(
         self,
@@ -228,37 +270,31 @@ class SqlAlchemyDeliveryStore:
         now: datetime,
         disable_after_s: float,
     ) -> Recorded:
-        async with self._writer(), self.sessions() as s:
-            outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
-            await s.execute(
-                _update(WebhookAttemptRow)
-                .where(
-                    WebhookAttemptRow.delivery_id == delivery.id,
-                    WebhookAttemptRow.n == attempt,
-                )
-                .values(
-                    outcome=outcome.value,
-                    status_code=result.status_code,
-                    duration_ms=result.duration_ms,
-                    response_body=result.response_body,
-                    error=result.error,
-                    finished_at=now,
-                )
-            )
-            status = _status_after(result, next_attempt_at)
-            await s.execute(
-                _update(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.id == delivery.id)
-                .values(
-                    status=status.value,
-                    next_attempt_at=next_attempt_at,
-                    last_status_code=result.status_code,
-                    last_error=result.error,
-                    updated_at=now,
-                )
-            )
-            reason = await _track_health(s, delivery.webhook_id, result, now, disable_after_s)
-            await s.commit()
+        outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
+        closed = dict(
+            key=delivery.id,
+            key_n=attempt,
+            outcome=outcome.value,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            response_body=result.response_body,
+            error=result.error,
+            finished_at=now,
+        )
+        status = _status_after(result, next_attempt_at)
+        after = dict(
+            key=delivery.id,
+            status=status.value,
+            next_attempt_at=next_attempt_at,
+            last_status_code=result.status_code,
+            last_error=result.error,
+            updated_at=now,
+        )
+        async with self._writer(), self._engine.connect() as conn:
+            await conn.execute(_CLOSE_ATTEMPT, closed)
+            await conn.execute(_FINISH_DELIVERY, after)
+            reason = await _track_health(conn, delivery.webhook_id, result, now, disable_after_s)
+            await conn.commit()
             return Recorded(disabled_reason=reason)
 
 
@@ -304,40 +340,63 @@ def _due(now: datetime) -> Any:
     )
 
 
-def _gone_endpoint(row: WebhookDeliveryRow) -> Endpoint:
-    return Endpoint(row.webhook_id, row.project, "", [], [], False)
+def _gone_endpoint(row: _ClaimRow) -> Endpoint:
+    return Endpoint(row.webhook_id, row.delivery_project, "", [], [], False)
 
 
-def _why_stop(hook: WebhookRow | None, n: int, max_attempts: int) -> str | None:
-    if hook is None:
+def _claimed(delivery_id: str, row: _ClaimRow, attempts: int) -> Delivery:
+    return Delivery(
+        delivery_id, row.webhook_id, row.event_id, row.event_type, row.payload, attempts
+    )
+
+
+def _why_stop(row: _ClaimRow, n: int, max_attempts: int) -> str | None:
+    if row.id is None:
         return "the webhook was deleted"
-    if not hook.enabled:
-        return f"the webhook is disabled: {hook.disabled_reason or 'by request'}"
+    if not row.enabled:
+        return f"the webhook is disabled: {row.disabled_reason or 'by request'}"
     if n > max_attempts:
         return f"no attempt left after {max_attempts}"
     return None
 
 
-async def _close_interrupted(s: AsyncSession, row: WebhookDeliveryRow, now: datetime) -> list[int]:
+async def _close_interrupted(
+    conn: AsyncConnection, delivery_id: str, row: _ClaimRow, now: datetime
+) -> list[int]:
     """The last attempt, still `sending` when its lease ran out, was cut short by a crash."""
-    if row.attempts == 0:
+    if row.attempts == 0 or row.last_outcome != Outcome.SENDING.value:
         return []
-    last = await s.get(WebhookAttemptRow, (row.id, row.attempts))
-    if last is None or last.outcome != Outcome.SENDING.value:
-        return []
-    last.outcome = Outcome.INTERRUPTED.value
-    last.error = "the webhooks service stopped during the attempt"
-    last.finished_at = now
-    return [last.n]
+    await conn.execute(
+        _CLOSE_ATTEMPT,
+        dict(
+            key=delivery_id,
+            key_n=row.attempts,
+            outcome=Outcome.INTERRUPTED.value,
+            error="the webhooks service stopped during the attempt",
+            finished_at=now,
+        ),
+    )
+    return [row.attempts]
 
 
-async def _finish_delivery(
-    s: AsyncSession, row: WebhookDeliveryRow, error: str, now: datetime
-) -> None:
-    row.status = DeliveryStatus.FAILED.value
-    row.next_attempt_at = None
-    row.last_error = error
-    row.updated_at = now
+def _failed_delivery(delivery_id: str, error: str, now: datetime) -> dict[str, Any]:
+    return dict(
+        key=delivery_id,
+        status=DeliveryStatus.FAILED.value,
+        next_attempt_at=None,
+        last_error=error,
+        updated_at=now,
+    )
+
+
+def _sending(delivery_id: str, n: int, webhook_id: str, now: datetime) -> dict[str, Any]:
+    return dict(
+        delivery_id=delivery_id,
+        n=n,
+        webhook_id=webhook_id,
+        outcome=Outcome.SENDING.value,
+        started_at=now,
+    )
 
 
 def _status_after(result: AttemptResult, next_attempt_at: datetime | None) -> DeliveryStatus:
@@ -347,30 +406,30 @@ def _status_after(result: AttemptResult, next_attempt_at: datetime | None) -> De
 
 
 async def _track_health(
-    s: AsyncSession, webhook_id: str, result: AttemptResult, now: datetime, disable_after_s: float
+    conn: AsyncConnection,
+    webhook_id: str,
+    result: AttemptResult,
+    now: datetime,
+    disable_after_s: float,
 ) -> str | None:
     """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
     if result.succeeded:  # the common case: one UPDATE that usually matches nothing
-        await s.execute(
-            _update(WebhookRow)
-            .where(WebhookRow.id == webhook_id, WebhookRow.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
+        await conn.execute(_HEALTHY, {"key": webhook_id, "failing_since": None})
         return None
-    hook = await s.get(WebhookRow, webhook_id)
+    hook = (await conn.execute(_HEALTH, {"key": webhook_id})).one_or_none()
     if hook is None:
         return None
+    changes: dict[str, Any] = {}
     since = _utc(hook.failing_since)
     if since is None:
-        hook.failing_since = since = now
+        changes["failing_since"] = since = now
     reason = None
     if result.gone:
         reason = "the endpoint answered 410 Gone"
     elif (now - since).total_seconds() >= disable_after_s:
         reason = f"failing continuously since {since.isoformat()}"
-    if reason is None or not hook.enabled:
-        return None
-    hook.enabled = False
-    hook.disabled_reason = reason
-    hook.updated_at = now
-    return reason
+    if reason is not None and hook.enabled:
+        changes.update(enabled=False, disabled_reason=reason, updated_at=now)
+    if changes:
+        await conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
+    return reason if "enabled" in changes else None
