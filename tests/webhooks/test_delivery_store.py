@@ -187,3 +187,27 @@ async def test_a_deleted_webhook_ends_its_delivery_and_reports_the_interrupted_a
     assert delivery is not None and delivery.status == "failed"
     assert delivery.last_error == "the webhook was deleted" and delivery.next_attempt_at is None
     assert attempt is not None and attempt.outcome == "interrupted"
+
+
+async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDeliveryStore) -> None:
+    """Each replica has its own engine and lock: only the compare-and-set keeps them apart."""
+    await store.add_deliveries([_delivery(n) for n in range(1, 9)])
+    url = store.sessions.kw["bind"].url
+    engine = create_engine(url.render_as_string(hide_password=False))
+    path = url.database if store.hot_reads is not None else None
+    hot_reads = SqliteReads(path) if path else None
+    other = SqlAlchemyDeliveryStore(
+        session_factory(engine), url.drivername.startswith("sqlite"), hot_reads
+    )
+    try:
+        lease = T0 + timedelta(seconds=20)
+        for n in range(1, 9):
+            claims = await asyncio.gather(
+                *(s.claim(f"msg_{n}", T0, lease, 3) for s in (store, other, store, other))
+            )
+            owned = [c for c in claims if c is not None]
+            assert [c.attempt for c in owned] == [1], f"msg_{n}: {owned}"
+    finally:
+        if hot_reads is not None:
+            await hot_reads.aclose()
+        await engine.dispose()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Row, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rdev_common.db.tables import Base, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.domain.model import (
@@ -26,6 +28,7 @@ from rdev_webhooks.domain.model import (
 from rdev_webhooks.service_layer.ports import Recorded
 
 PENDING = DeliveryStatus.PENDING.value
+T = TypeVar("T")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -75,8 +78,10 @@ def _table(row: type[Base]) -> Table:
     return Base.metadata.tables[row.__tablename__]
 
 
-# A delivery's attempts run on SQLAlchemy Core, with statements built once: the ORM's
-# identity map, change tracking and flush cost more CPU per delivery than the request.
+# A delivery's claim and record run on SQLAlchemy Core, with statements built once: the
+# ORM's identity map, change tracking and flush cost more CPU per delivery than the
+# request. They are plain functions of a synchronous connection, so the same code runs
+# through `run_sync` or, on a SQLite file, on `SqliteReads`' thread in one hand-off.
 # Parameters named as a column are its new value; `key` and `key_n` select the row.
 HOOKS, DELIVERIES, ATTEMPTS = (
     _table(WebhookRow),
@@ -138,10 +143,13 @@ def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
 
 
 class HotReads(Protocol):
-    """The reads made several times a second, done faster where the database allows."""
+    """The statements run several times a second, done faster where the database allows."""
 
     async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]: ...
     async def due_endpoints(self, now: datetime) -> list[str]: ...
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection of its own; each delivery's claim and record."""
+        ...
 
 
 class SqlAlchemyDeliveryStore:
@@ -229,37 +237,7 @@ class SqlAlchemyDeliveryStore:
     async def claim(
         self, delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int
     ) -> Claim | None:
-        async with self._writer(), self._engine.connect() as conn:
-            row = (await conn.execute(_CLAIM_READ, {"key": delivery_id})).one_or_none()
-            if row is None or row.status != PENDING or (_utc(row.next_attempt_at) or now) > now:
-                return None
-            interrupted = await _close_interrupted(conn, delivery_id, row, now)
-            n = row.attempts + 1
-            stop = _why_stop(row, n, max_attempts)
-            if stop is not None:
-                await conn.execute(_FINISH_DELIVERY, _failed_delivery(delivery_id, stop, now))
-                await conn.commit()
-                delivery = _claimed(delivery_id, row, row.attempts)
-                endpoint = endpoint_of(row, now) if row.id is not None else _gone_endpoint(row)
-                return Claim(delivery, endpoint, 0, interrupted) if interrupted else None
-            won = await conn.execute(
-                _TAKE,
-                dict(
-                    key=delivery_id,
-                    seen=n - 1,
-                    attempts=n,
-                    next_attempt_at=lease_until,
-                    updated_at=now,
-                ),
-            )
-            if won.rowcount != 1:
-                return None  # another worker claimed it between our read and write
-            try:
-                await conn.execute(_SENDING, _sending(delivery_id, n, row.webhook_id, now))
-                await conn.commit()
-            except IntegrityError:
-                return None
-            return Claim(_claimed(delivery_id, row, n), endpoint_of(row, now), n, interrupted)
+        return await self._transact(partial(_claim, delivery_id, now, lease_until, max_attempts))
 
     async def record(
         self,
@@ -270,32 +248,80 @@ class SqlAlchemyDeliveryStore:
         now: datetime,
         disable_after_s: float,
     ) -> Recorded:
-        outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
-        closed = dict(
-            key=delivery.id,
-            key_n=attempt,
-            outcome=outcome.value,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            response_body=result.response_body,
-            error=result.error,
-            finished_at=now,
+        return await self._transact(
+            partial(_record, delivery, attempt, result, next_attempt_at, now, disable_after_s)
         )
-        status = _status_after(result, next_attempt_at)
-        after = dict(
-            key=delivery.id,
-            status=status.value,
-            next_attempt_at=next_attempt_at,
-            last_status_code=result.status_code,
-            last_error=result.error,
-            updated_at=now,
-        )
-        async with self._writer(), self._engine.connect() as conn:
-            await conn.execute(_CLOSE_ATTEMPT, closed)
-            await conn.execute(_FINISH_DELIVERY, after)
-            reason = await _track_health(conn, delivery.webhook_id, result, now, disable_after_s)
-            await conn.commit()
-            return Recorded(disabled_reason=reason)
+
+    async def _transact(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` (it commits what it keeps) in a transaction of its own."""
+        async with self._writer():
+            if self.hot_reads is not None:
+                return await self.hot_reads.transact(work)
+            async with self._engine.connect() as conn:
+                return await conn.run_sync(work)
+
+
+def _claim(
+    delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int, conn: Connection
+) -> Claim | None:
+    row = conn.execute(_CLAIM_READ, {"key": delivery_id}).one_or_none()
+    if row is None or row.status != PENDING or (_utc(row.next_attempt_at) or now) > now:
+        return None
+    interrupted = _close_interrupted(conn, delivery_id, row, now)
+    n = row.attempts + 1
+    stop = _why_stop(row, n, max_attempts)
+    if stop is not None:
+        conn.execute(_FINISH_DELIVERY, _failed_delivery(delivery_id, stop, now))
+        conn.commit()
+        delivery = _claimed(delivery_id, row, row.attempts)
+        endpoint = endpoint_of(row, now) if row.id is not None else _gone_endpoint(row)
+        return Claim(delivery, endpoint, 0, interrupted) if interrupted else None
+    taken = dict(
+        key=delivery_id, seen=n - 1, attempts=n, next_attempt_at=lease_until, updated_at=now
+    )
+    if conn.execute(_TAKE, taken).rowcount != 1:
+        return None  # another worker claimed it between our read and write
+    try:
+        conn.execute(_SENDING, _sending(delivery_id, n, row.webhook_id, now))
+        conn.commit()
+    except IntegrityError:
+        return None
+    return Claim(_claimed(delivery_id, row, n), endpoint_of(row, now), n, interrupted)
+
+
+def _record(
+    delivery: Delivery,
+    attempt: int,
+    result: AttemptResult,
+    next_attempt_at: datetime | None,
+    now: datetime,
+    disable_after_s: float,
+    conn: Connection,
+) -> Recorded:
+    outcome = Outcome.SUCCEEDED if result.succeeded else Outcome.FAILED
+    closed = dict(
+        key=delivery.id,
+        key_n=attempt,
+        outcome=outcome.value,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        response_body=result.response_body,
+        error=result.error,
+        finished_at=now,
+    )
+    after = dict(
+        key=delivery.id,
+        status=_status_after(result, next_attempt_at).value,
+        next_attempt_at=next_attempt_at,
+        last_status_code=result.status_code,
+        last_error=result.error,
+        updated_at=now,
+    )
+    conn.execute(_CLOSE_ATTEMPT, closed)
+    conn.execute(_FINISH_DELIVERY, after)
+    reason = _track_health(conn, delivery.webhook_id, result, now, disable_after_s)
+    conn.commit()
+    return Recorded(disabled_reason=reason)
 
 
 def _update(entity: Any) -> Any:
@@ -360,13 +386,13 @@ def _why_stop(row: _ClaimRow, n: int, max_attempts: int) -> str | None:
     return None
 
 
-async def _close_interrupted(
-    conn: AsyncConnection, delivery_id: str, row: _ClaimRow, now: datetime
+def _close_interrupted(
+    conn: Connection, delivery_id: str, row: _ClaimRow, now: datetime
 ) -> list[int]:
     """The last attempt, still `sending` when its lease ran out, was cut short by a crash."""
     if row.attempts == 0 or row.last_outcome != Outcome.SENDING.value:
         return []
-    await conn.execute(
+    conn.execute(
         _CLOSE_ATTEMPT,
         dict(
             key=delivery_id,
@@ -405,8 +431,8 @@ def _status_after(result: AttemptResult, next_attempt_at: datetime | None) -> De
     return DeliveryStatus.PENDING if next_attempt_at is not None else DeliveryStatus.FAILED
 
 
-async def _track_health(
-    conn: AsyncConnection,
+def _track_health(
+    conn: Connection,
     webhook_id: str,
     result: AttemptResult,
     now: datetime,
@@ -414,9 +440,9 @@ async def _track_health(
 ) -> str | None:
     """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
     if result.succeeded:  # the common case: one UPDATE that usually matches nothing
-        await conn.execute(_HEALTHY, {"key": webhook_id, "failing_since": None})
+        conn.execute(_HEALTHY, {"key": webhook_id, "failing_since": None})
         return None
-    hook = (await conn.execute(_HEALTH, {"key": webhook_id})).one_or_none()
+    hook = conn.execute(_HEALTH, {"key": webhook_id}).one_or_none()
     if hook is None:
         return None
     changes: dict[str, Any] = {}
@@ -431,5 +457,5 @@ async def _track_health(
     if reason is not None and hook.enabled:
         changes.update(enabled=False, disabled_reason=reason, updated_at=now)
     if changes:
-        await conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
+        conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
     return reason if "enabled" in changes else None
