@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,3 +212,24 @@ async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDelivery
         if hot_reads is not None:
             await hot_reads.aclose()
         await engine.dispose()
+
+
+async def test_a_claim_waiting_for_another_writer_holds_up_no_read(
+    store: SqlAlchemyDeliveryStore, tmp_path: Path
+) -> None:
+    if store.hot_reads is None:
+        pytest.skip("only a SQLite file has threads of its own")
+    await store.add_deliveries([_delivery()])
+    other = sqlite3.connect(tmp_path / "rdev.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: the claim's UPDATE waits
+    try:
+        claim = asyncio.create_task(store.claim("msg_1", T0, T0 + timedelta(seconds=20), 3))
+        await asyncio.sleep(0)  # the claim is handed to its thread
+        assert await asyncio.wait_for(store.due_endpoints(T0), 5) == ["w1"]
+        assert await asyncio.wait_for(store.enabled_endpoints(["p"]), 5) != []
+        assert not claim.done()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    owned = await asyncio.wait_for(claim, 15)
+    assert owned is not None and owned.attempt == 1
