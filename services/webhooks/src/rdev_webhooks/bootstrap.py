@@ -22,7 +22,7 @@ from rdev_common.streams import (
     ensure_streams,
     lifecycle_consumer,
 )
-from rdev_common.telemetry import configure_telemetry, instrument_engine, shutdown_telemetry
+from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
@@ -60,7 +60,6 @@ async def run(settings: WebhooksSettings) -> None:
     for consumer in consumers:
         await ensure_consumer(js, consumer)
     engine = create_engine(settings.resolved_database_url())
-    instrument_engine(engine)
     sqlite = engine.dialect.name == "sqlite"
     path = sqlite_file(engine.url)
     hot_reads = SqliteReads(path) if path else None
