@@ -214,11 +214,10 @@ async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDelivery
         await engine.dispose()
 
 
+@pytest.mark.parametrize("store", ["sqlite-hot-reads"], indirect=True)  # its own threads
 async def test_a_claim_waiting_for_another_writer_holds_up_no_read(
     store: SqlAlchemyDeliveryStore, tmp_path: Path
 ) -> None:
-    if store.hot_reads is None:
-        pytest.skip("only a SQLite file has threads of its own")
     await store.add_deliveries([_delivery()])
     other = sqlite3.connect(tmp_path / "rdev.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process writing: the claim's UPDATE waits
