@@ -48,12 +48,12 @@ def test_run_returns_the_remote_exit_code_and_keeps_streams_apart(
     assert killed.returncode == 128 + signal.SIGTERM
 
 
-def test_ctrl_c_cancels_the_remote_run(
-    rdev: RdevSystem, cli_env: dict[str, str], project: str
-) -> None:
-    marker = f"started-{uuid.uuid4().hex}"
+def started_run(
+    cli_env: dict[str, str], project: str, marker: str, then: str
+) -> subprocess.Popen[str]:
+    """`rdev run` of `echo <marker>; <then>`, returned once the marker came back."""
     proc = subprocess.Popen(
-        [str(BIN / "rdev"), "run", "-p", project, "--", f"echo {marker}; sleep 60"],
+        [str(BIN / "rdev"), "run", "-p", project, "--", f"echo {marker}; {then}"],
         env=cli_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -62,6 +62,18 @@ def test_ctrl_c_cancels_the_remote_run(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == marker
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_ctrl_c_cancels_the_remote_run(
+    rdev: RdevSystem, cli_env: dict[str, str], project: str
+) -> None:
+    marker = f"started-{uuid.uuid4().hex}"
+    proc = started_run(cli_env, project, marker, "sleep 60")
+    try:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     finally:
@@ -171,23 +183,8 @@ def test_run_resumes_through_an_api_restart_without_losing_a_line(
     rdev: RdevSystem, cli_env: dict[str, str], project: str
 ) -> None:
     marker = f"restart-{uuid.uuid4().hex}"
-    proc = subprocess.Popen(
-        [
-            str(BIN / "rdev"),
-            "run",
-            "-p",
-            project,
-            "--",
-            f"echo {marker}; sleep 3; seq 1 2000; exit 7",
-        ],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = started_run(cli_env, project, marker, "sleep 3; seq 1 2000; exit 7")
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == marker  # streaming on the submit's answer
         (api,) = service_pids(rdev, "api")
         os.kill(api, signal.SIGKILL)  # `rdev up` starts it again
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
