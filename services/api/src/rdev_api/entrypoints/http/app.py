@@ -33,13 +33,13 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
         description="Run shell commands in project workspaces; stream output over SSE.",
     )
     errors.install(app)
+    # body-size limit (413, chunked bodies too) and the RateLimit headers, inside the
+    # request middleware and the server span that observability adds around them
+    limits.install(app)
     observability.install(app)
     for module in (health, session, projects, api_keys, commands, events, webhooks):
         app.include_router(module.router)
     app.include_router(console.router)
     app.include_router(audit_router)
-
-    # body-size limit (413, chunked bodies too) and the RateLimit headers
-    limits.install(app)
 
     return app

@@ -1,9 +1,10 @@
 """Traces, request ids, request metrics and GET /metrics for the API.
 
 `install(app)` is the one hook: it sets OpenTelemetry up (idempotent per process),
-instruments FastAPI, and wraps the app in a pure ASGI middleware (not
-BaseHTTPMiddleware, which would buffer SSE) that binds a request id, times the
-request by route template and writes one access log line.
+wraps the app in OpenTelemetry's ASGI middleware (the server span) and, inside it,
+a pure ASGI middleware (not BaseHTTPMiddleware, which would buffer SSE) that binds a
+request id, names the server span by route template, times the request and writes
+one access log line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rdev_common.metrics import HTTP_REQUEST_DURATION, SSE_CONNECTIONS, exposition
@@ -68,6 +69,7 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                _name_server_span(scope)
                 status[0] = message["status"]
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -81,6 +83,20 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 _access_log(scope, status[0], time.perf_counter() - began)
+
+
+def _method_only(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The server span's name until routing knows the route (see `_name_server_span`)."""
+    return str(scope.get("method", "HTTP")), {}
+
+
+def _name_server_span(scope: Scope) -> None:
+    """`<method> <route template>` for the server span, as routing found it."""
+    route = getattr(scope.get("route"), "path", None)
+    span = trace.get_current_span()
+    if route and span.is_recording():
+        span.update_name(f"{scope.get('method', 'HTTP')} {route}")
+        span.set_attribute("http.route", route)
 
 
 def _route(scope: MutableMapping[str, Any]) -> str:
@@ -124,6 +140,12 @@ def install(app: FastAPI) -> None:
     # The middleware goes inside the OpenTelemetry one, so the server span is current
     # when the request id is bound.
     app.add_middleware(RequestContextMiddleware)
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
+    # The ASGI middleware, not FastAPIInstrumentor: that one matches every request
+    # against every route again to name its span; routing has already done that, and
+    # the request middleware names the span from its result.
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls=UNTRACED,
+        exclude_spans=["receive", "send"],
+        default_span_details=_method_only,
     )
