@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rdev_common.broker import EmbeddedNats
+from rdev_common.telemetry import configure_telemetry
 from tests.support import RdevSystem, port_open, start_system
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -61,3 +64,15 @@ async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[object]:
     nc = await connect(nats_server.url, "test")
     yield nc
     await nc.close()
+
+
+@pytest.fixture(scope="module")
+def exporter() -> InMemorySpanExporter:
+    """The spans this process ends, from here on in the module (a processor of the
+    process's one tracer provider)."""
+    provider = configure_telemetry("tests")
+    if provider is None:
+        pytest.skip("OTEL_SDK_DISABLED is set: no spans to look at")
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return memory

@@ -5,27 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext
 
 from rdev_audit.entrypoints.observed import projection_span
 from rdev_audit.service_layer.projector import Source, StreamMessage
 from rdev_common.events import CloudEvent, CommandStarted
-from rdev_common.telemetry import configure_telemetry, tracer
+from rdev_common.telemetry import tracer
 
 SOURCE = Source("RDEV_LIFECYCLE", "lifecycle")
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    provider = configure_telemetry("tests")
-    if provider is None:
-        pytest.skip("OTEL_SDK_DISABLED is set: no spans to look at")
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 def traceparent(ctx: SpanContext) -> str:

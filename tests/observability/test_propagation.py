@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -22,22 +21,11 @@ from rdev_common.events import CloudEvent, CommandCompleted, Reason
 from rdev_common.settings import CommonSettings
 from rdev_common.telemetry import (
     batch_span,
-    configure_telemetry,
     consume_span,
     publish_span,
     trace_env,
     tracer,
 )
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    provider = configure_telemetry("tests")
-    if provider is None:
-        pytest.skip("OTEL_SDK_DISABLED is set: no spans to look at")
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 @pytest.fixture
