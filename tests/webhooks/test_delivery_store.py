@@ -15,13 +15,13 @@ from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
 from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
-from rdev_webhooks.adapters.sqlite_reads import SqliteReads
+from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.model import AttemptResult, NewDelivery
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "sqlite-hot-reads", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-threads", "postgres"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[SqlAlchemyDeliveryStore]:
@@ -49,12 +49,12 @@ async def store(
             )
         )
         await s.commit()
-    hot_reads = (
-        SqliteReads(str(tmp_path / "rdev.db")) if request.param.endswith("hot-reads") else None
+    sqlite_threads = (
+        SqliteThreads(str(tmp_path / "rdev.db")) if request.param.endswith("threads") else None
     )
-    yield SqlAlchemyDeliveryStore(sessions, sqlite, hot_reads)
-    if hot_reads is not None:
-        await hot_reads.aclose()
+    yield SqlAlchemyDeliveryStore(sessions, sqlite, sqlite_threads)
+    if sqlite_threads is not None:
+        await sqlite_threads.aclose()
     await engine.dispose()
 
 
@@ -195,10 +195,10 @@ async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDelivery
     await store.add_deliveries([_delivery(n) for n in range(1, 9)])
     url = store.sessions.kw["bind"].url
     engine = create_engine(url.render_as_string(hide_password=False))
-    path = url.database if store.hot_reads is not None else None
-    hot_reads = SqliteReads(path) if path else None
+    path = url.database if store.sqlite_threads is not None else None
+    sqlite_threads = SqliteThreads(path) if path else None
     other = SqlAlchemyDeliveryStore(
-        session_factory(engine), url.drivername.startswith("sqlite"), hot_reads
+        session_factory(engine), url.drivername.startswith("sqlite"), sqlite_threads
     )
     try:
         lease = T0 + timedelta(seconds=20)
@@ -209,12 +209,12 @@ async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDelivery
             owned = [c for c in claims if c is not None]
             assert [c.attempt for c in owned] == [1], f"msg_{n}: {owned}"
     finally:
-        if hot_reads is not None:
-            await hot_reads.aclose()
+        if sqlite_threads is not None:
+            await sqlite_threads.aclose()
         await engine.dispose()
 
 
-@pytest.mark.parametrize("store", ["sqlite-hot-reads"], indirect=True)  # its own threads
+@pytest.mark.parametrize("store", ["sqlite-threads"], indirect=True)  # its own threads
 async def test_a_claim_waiting_for_another_writer_holds_up_no_read(
     store: SqlAlchemyDeliveryStore, tmp_path: Path
 ) -> None:

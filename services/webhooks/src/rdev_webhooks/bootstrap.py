@@ -27,7 +27,7 @@ from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
-from rdev_webhooks.adapters.sqlite_reads import SqliteReads, sqlite_file
+from rdev_webhooks.adapters.sqlite_threads import SqliteThreads, sqlite_file
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest, consume_lifecycle
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
@@ -62,8 +62,8 @@ async def run(settings: WebhooksSettings) -> None:
     engine = create_engine(settings.resolved_database_url())
     sqlite = engine.dialect.name == "sqlite"
     path = sqlite_file(engine.url)
-    hot_reads = SqliteReads(path) if path else None
-    store = SqlAlchemyDeliveryStore(session_factory(engine), sqlite, hot_reads)
+    sqlite_threads = SqliteThreads(path) if path else None
+    store = SqlAlchemyDeliveryStore(session_factory(engine), sqlite, sqlite_threads)
     sender = HttpxWebhookSender(
         settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
     )
@@ -121,7 +121,7 @@ async def run(settings: WebhooksSettings) -> None:
     await cancel_all(tasks)
     await bounded(sender.aclose(), "close http client")
     await bounded(nc.drain(), "drain nats")
-    if hot_reads is not None:
-        await bounded(hot_reads.aclose(), "close sqlite reads")
+    if sqlite_threads is not None:
+        await bounded(sqlite_threads.aclose(), "close sqlite reads")
     await bounded(engine.dispose(), "close database")
     shutdown_telemetry()

@@ -40,7 +40,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 class EndpointFields(Protocol):
     """What an endpoint is made of: a `WebhookRow`, a row of `_ENABLED_ENDPOINTS`, or one
-    read by `SqliteReads`."""
+    read by `SqliteThreads`."""
 
     @property
     def id(self) -> str: ...
@@ -81,7 +81,7 @@ def _table(row: type[Base]) -> Table:
 # A delivery's claim and record run on SQLAlchemy Core, with statements built once: the
 # ORM's identity map, change tracking and flush cost more CPU per delivery than the
 # request. They are plain functions of a synchronous connection, so the same code runs
-# through `run_sync` or, on a SQLite file, on `SqliteReads`' thread in one hand-off.
+# through `run_sync` or, on a SQLite file, on `SqliteThreads`' thread in one hand-off.
 # Parameters named as a column are its new value; `key` and `key_n` select the row.
 HOOKS, DELIVERIES, ATTEMPTS = (
     _table(WebhookRow),
@@ -142,7 +142,7 @@ def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
     return Endpoint(row.id, row.project, row.url, list(events), secrets, row.enabled)
 
 
-class HotReads(Protocol):
+class HotStatements(Protocol):
     """The statements run several times a second, done faster where the database allows."""
 
     async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]: ...
@@ -157,11 +157,11 @@ class SqlAlchemyDeliveryStore:
         self,
         sessions: async_sessionmaker[AsyncSession],
         serialize_writes: bool,
-        hot_reads: HotReads | None = None,
+        sqlite_threads: HotStatements | None = None,
     ) -> None:
         self.sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
-        self.hot_reads = hot_reads  # on a SQLite file: `SqliteReads`
+        self.sqlite_threads = sqlite_threads  # on a SQLite file: `SqliteThreads`
         # SQLite has one writer: concurrent write transactions from this process would
         # only meet in its busy handler, which sleeps. Taking turns here is faster.
         self._writes = asyncio.Lock() if serialize_writes else contextlib.nullcontext()
@@ -170,8 +170,8 @@ class SqlAlchemyDeliveryStore:
         return self._writes
 
     async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
-        if self.hot_reads is not None:
-            return await self.hot_reads.enabled_endpoints(projects)
+        if self.sqlite_threads is not None:
+            return await self.sqlite_threads.enabled_endpoints(projects)
         if not projects:
             return []
         async with self.sessions() as s:
@@ -192,8 +192,8 @@ class SqlAlchemyDeliveryStore:
             return added
 
     async def due_endpoints(self, now: datetime) -> list[str]:
-        if self.hot_reads is not None:
-            return await self.hot_reads.due_endpoints(now)
+        if self.sqlite_threads is not None:
+            return await self.sqlite_threads.due_endpoints(now)
         async with self.sessions() as s:
             rows = await s.scalars(
                 select(WebhookDeliveryRow.webhook_id)
@@ -255,8 +255,8 @@ class SqlAlchemyDeliveryStore:
     async def _transact(self, work: Callable[[Connection], T]) -> T:
         """Run `work` (it commits what it keeps) in a transaction of its own."""
         async with self._writer():
-            if self.hot_reads is not None:
-                return await self.hot_reads.transact(work)
+            if self.sqlite_threads is not None:
+                return await self.sqlite_threads.transact(work)
             async with self._engine.connect() as conn:
                 return await conn.run_sync(work)
 

@@ -85,7 +85,7 @@ def stored_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-class SqliteReads:
+class SqliteThreads:
     def __init__(self, path: str) -> None:
         self.path = path
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="webhooks-sqlite-reads")

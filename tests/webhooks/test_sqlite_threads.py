@@ -15,7 +15,7 @@ from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
 from rdev_common.db.tables import WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
-from rdev_webhooks.adapters.sqlite_reads import SqliteReads, sqlite_file
+from rdev_webhooks.adapters.sqlite_threads import SqliteThreads, sqlite_file
 from rdev_webhooks.domain.model import Endpoint
 
 NOW = datetime.now(UTC)
@@ -63,8 +63,8 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 @pytest.fixture
-async def reads(tmp_path: Path) -> AsyncIterator[SqliteReads]:
-    reads = SqliteReads(str(tmp_path / "rdev.db"))
+async def reads(tmp_path: Path) -> AsyncIterator[SqliteThreads]:
+    reads = SqliteThreads(str(tmp_path / "rdev.db"))
     yield reads
     await reads.aclose()
 
@@ -74,7 +74,7 @@ def _by_id(endpoints: list[Endpoint]) -> dict[str, Endpoint]:
 
 
 async def test_enabled_endpoints_as_the_store_reads_them(
-    sessions: async_sessionmaker[AsyncSession], reads: SqliteReads
+    sessions: async_sessionmaker[AsyncSession], reads: SqliteThreads
 ) -> None:
     async with sessions() as s:
         s.add_all(
@@ -108,7 +108,7 @@ async def test_enabled_endpoints_as_the_store_reads_them(
 
 
 async def test_due_endpoints_as_the_store_reads_them(
-    sessions: async_sessionmaker[AsyncSession], reads: SqliteReads
+    sessions: async_sessionmaker[AsyncSession], reads: SqliteThreads
 ) -> None:
     tick = timedelta(microseconds=1)
     async with sessions() as s:
@@ -130,7 +130,7 @@ async def test_due_endpoints_as_the_store_reads_them(
 
 
 async def test_a_commit_after_a_read_is_in_the_next_read(
-    sessions: async_sessionmaker[AsyncSession], reads: SqliteReads
+    sessions: async_sessionmaker[AsyncSession], reads: SqliteThreads
 ) -> None:
     assert await reads.enabled_endpoints(["p"]) == []
     assert await reads.due_endpoints(NOW) == []
