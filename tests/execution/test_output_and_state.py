@@ -46,6 +46,20 @@ def test_invalid_utf8_is_replaced(system: RdevSystem, project: str) -> None:
     assert events[-1].data["exit_code"] == 0
 
 
+def test_a_batch_too_large_for_the_broker_goes_in_parts_in_order(
+    system: RdevSystem, project: str
+) -> None:
+    # 600 kB of control characters: a 512 KiB batch of them is 3 MB of JSON.
+    cid, events = run(system, project, "head -c 600000 /dev/zero | tr '\\0' '\\1' | fold -w 100")
+    assert events[-1].data["exit_code"] == 0
+    with system.client() as client:
+        jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
+    rows = [json.loads(line) for line in jsonl.splitlines()]
+    assert [r["n"] for r in rows[:-1]] == list(range(1, 6001))
+    assert all(r["line"] == "\x01" * 100 for r in rows[:-1])
+    assert rows[-1]["complete"]["lines"] == 6000
+
+
 def test_output_endpoint_text_and_jsonl(system: RdevSystem, project: str) -> None:
     cid, _ = run(system, project, "echo one; echo two >&2; echo three")
     with system.client() as client:

@@ -112,3 +112,23 @@ def test_plain_blocks_match_line_by_line_batching() -> None:
     numbers = [x.first_line + i for x in out for i in range(len(x.lines))]
     assert numbers == list(range(1, len(expected) + 1))
     assert all(x.size <= 4096 + 8192 + 1 for x in out)
+
+
+def test_a_batch_splits_into_halves_that_keep_numbering_and_flags() -> None:
+    b = batcher(max_line_chars=4)
+    out = b.feed("stdout", b"one\nabcdefgh\n10%\rtwo\nlast\n") + b.finish()
+    assert len(out) == 1
+    first, second = out[0].halves()
+    assert (first.first_line, first.lines, first.partial, first.cr) == (
+        1,
+        ["one", "abcd", "efgh"],
+        [1],
+        [],
+    )
+    assert (second.first_line, second.lines, second.partial, second.cr) == (
+        4,
+        ["10%", "two", "last"],
+        [],
+        [0],
+    )
+    assert (first.count, second.count, first.size, second.size) == (3, 3, 14, 13)

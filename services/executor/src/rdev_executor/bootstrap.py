@@ -63,9 +63,29 @@ def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
     )
 
 
+# A line's characters may each take six bytes in JSON (`\u001b`); the envelope
+# and a one-line batch's flags take far less than this allowance.
+ESCAPED_CHAR_BYTES = 6
+ENVELOPE_ALLOWANCE = 4096
+
+
+def check_line_fits(max_line_chars: int, max_payload: int) -> None:
+    """Refuse to start if one output line could make an event the broker refuses.
+
+    Batches of many lines are split when too large; a single line cannot be.
+    """
+    if max_line_chars * ESCAPED_CHAR_BYTES + ENVELOPE_ALLOWANCE > max_payload:
+        raise SystemExit(
+            f"RDEV_OUTPUT_MAX_LINE_CHARS={max_line_chars} can make an output event larger "
+            f"than the broker's max_payload ({max_payload} bytes); at most "
+            f"{(max_payload - ENVELOPE_ALLOWANCE) // ESCAPED_CHAR_BYTES} fits"
+        )
+
+
 async def serve(settings: ExecutorSettings) -> None:
     configure_telemetry("executor")
     nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
+    check_line_fits(settings.output_max_line_chars, nc.max_payload)
     js = nc.jetstream()
     await ensure_streams(js, settings)
     await ensure_buckets(js, settings)
@@ -73,7 +93,11 @@ async def serve(settings: ExecutorSettings) -> None:
         await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
     runner = Runner(
         backend=make_backend(settings),
-        events=TracedEventLog(NatsEventLog(js, source=f"rdev/executor/{settings.executor_name}")),
+        events=TracedEventLog(
+            NatsEventLog(
+                js, source=f"rdev/executor/{settings.executor_name}", max_payload=nc.max_payload
+            )
+        ),
         limits=Limits(
             kill_grace_s=settings.kill_grace_s,
             batch_bytes=settings.output_batch_bytes,

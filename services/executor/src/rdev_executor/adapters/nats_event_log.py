@@ -12,17 +12,21 @@ from nats.js.errors import NotFoundError
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, EventData
 from rdev_common.telemetry import trace_headers
+from rdev_executor.service_layer.ports import PayloadTooLarge
 
 log = structlog.get_logger()
 
 RETRY_S = 0.25
 PUBLISH_TIMEOUT_S = 2.0
+# Room for the NATS headers (trace context, message id) within the broker's max_payload.
+HEADERS_ALLOWANCE = 1024
 
 
 class NatsEventLog:
-    def __init__(self, js: JetStreamContext, source: str) -> None:
+    def __init__(self, js: JetStreamContext, source: str, max_payload: int = 1024 * 1024) -> None:
         self.js = js
         self.source = source
+        self.max_payload = max_payload  # the broker's, from its INFO
 
     async def publish(
         self,
@@ -49,6 +53,8 @@ class NatsEventLog:
         subject = subjects.run_event(project, command_id, kind)
         payload = envelope.to_bytes(lines_json)
         headers = {**carrier, "Nats-Msg-Id": envelope.id}
+        if len(payload) + HEADERS_ALLOWANCE > self.max_payload:
+            raise PayloadTooLarge(f"{len(payload)} bytes for {subject}")
         # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
         # is de-duplicated by the broker, so a line is never stored twice.
         while True:

@@ -48,6 +48,25 @@ class Batch:
     def lines(self) -> list[str]:
         return self.text.split("\n") if len(self.parts) < self.count else list(self.parts)
 
+    def halves(self) -> tuple[Batch, Batch]:
+        """The batch as two consecutive batches of (about) half its lines each."""
+        lines, mid = self.lines, self.count // 2
+        if mid == 0:
+            raise ValueError("a batch of one line cannot be split")
+        return self._slice(lines, 0, mid), self._slice(lines, mid, self.count)
+
+    def _slice(self, lines: list[str], start: int, stop: int) -> Batch:
+        part = lines[start:stop]
+        return Batch(
+            stream=self.stream,
+            first_line=self.first_line + start,
+            parts=part,
+            count=len(part),
+            partial=[i - start for i in self.partial if start <= i < stop],
+            cr=[i - start for i in self.cr if start <= i < stop],
+            size=sum(map(len, part)) + len(part),
+        )
+
 
 @dataclass
 class _StreamState:

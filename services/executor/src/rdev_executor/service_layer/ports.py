@@ -15,6 +15,10 @@ class Chunk:
     data: bytes
 
 
+class PayloadTooLarge(Exception):
+    """Raised by `EventLog.publish` for an event larger than the broker accepts."""
+
+
 class ProcessLost(Exception):
     """Raised by `Process.wait()` when the command's host went away mid-run
     (e.g. its pod was deleted or evicted): the exit status is unknowable."""
@@ -47,6 +51,9 @@ class EventLog(Protocol):
         lines_json: bytes | None = None,
     ) -> int:
         """Store the event; retries until stored. Returns its stream sequence.
+
+        Raises `PayloadTooLarge`, before sending anything, if the broker would refuse
+        the event for its size.
 
         `lines_json`, for an output event, is its `lines` already encoded (see
         `rdev_common.events.lines_json`); the event's own `lines` are then left out.

@@ -28,6 +28,7 @@ from rdev_executor.service_layer.ports import (
     Backend,
     Chunk,
     EventLog,
+    PayloadTooLarge,
     Process,
     ProcessLost,
     SecretSource,
@@ -88,22 +89,33 @@ class _OutputSender:
     async def send(self, batches: list[Batch]) -> None:
         for b in batches:
             await self.drain()
-            self.in_flight = asyncio.ensure_future(
-                self.events.publish(
-                    CommandOutput(
-                        command_id=self.req.command_id,
-                        stream=b.stream,  # type: ignore[arg-type]
-                        first_line=b.first_line,
-                        lines=[],
-                        partial=b.partial,
-                        cr=b.cr,
-                    ),
-                    "output",
-                    project=self.req.project,
+            self.in_flight = asyncio.ensure_future(self._publish(b))
+
+    async def _publish(self, b: Batch) -> int:
+        """Store one batch; one the broker finds too large goes as two halves, in order
+        (a batch of plain text never is, but one of control characters, escaped six
+        bytes each in JSON, or of many flagged lines can be)."""
+        try:
+            return await self.events.publish(
+                CommandOutput(
                     command_id=self.req.command_id,
-                    lines_json=lines_json(b.text),
-                )
+                    stream=b.stream,  # type: ignore[arg-type]
+                    first_line=b.first_line,
+                    lines=[],
+                    partial=b.partial,
+                    cr=b.cr,
+                ),
+                "output",
+                project=self.req.project,
+                command_id=self.req.command_id,
+                lines_json=lines_json(b.text),
             )
+        except PayloadTooLarge:
+            if b.count < 2:
+                raise
+            first, second = b.halves()
+            await self._publish(first)
+            return await self._publish(second)
 
     async def drain(self) -> None:
         """Wait until every batch sent is stored."""
