@@ -366,7 +366,7 @@ def test_no_secret_appears_in_any_log_event_or_response(
         "RDEV_ADMIN": "\n".join(str(e) for e, _ in admin_events(broker.url)),
         "responses": "\n".join(responses),
     }
-    assert "admin events published" in texts["log of a"] + texts["log of b"]
+    assert "outbox events published" in texts["log of a"] + texts["log of b"]
     for secret in SECRETS:
         for where, text in texts.items():
             assert secret not in text, f"a secret ({secret[:8]}…) appears in the {where}"

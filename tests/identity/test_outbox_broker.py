@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rdev_api.adapters.outbox_relay import OutboxRelay, nats_publisher
 from rdev_common.broker import EmbeddedNats, connect
+from rdev_common.outbox import OutboxRelay, nats_publisher
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import ADMIN, ensure_streams
 from tests.identity.test_repositories import write_events
@@ -31,7 +31,7 @@ async def test_a_relay_dying_after_publish_causes_no_duplicate(
     js = nc.jetstream()
     await ensure_streams(js, CommonSettings())
     ids = await write_events(sessions, 3)
-    real = nats_publisher(js)
+    real = nats_publisher(js, ADMIN)
 
     async def publish_then_die(subject: str, payload: bytes, event_id: str) -> None:
         await real(subject, payload, event_id)
@@ -55,7 +55,7 @@ async def test_relays_of_several_replicas_publish_each_event_once(
     await ensure_streams(js, CommonSettings())
     ids = await write_events(sessions, 40)
     published: list[str] = []
-    real = nats_publisher(js)
+    real = nats_publisher(js, ADMIN)
 
     async def counting(subject: str, payload: bytes, event_id: str) -> None:
         published.append(event_id)

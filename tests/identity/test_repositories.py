@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from rdev_api.adapters.outbox_relay import OutboxRelay
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.domain.model import ApiKey, Project, Scope
 from rdev_api.domain.ratelimit import RateLimitPolicy
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.tables import OutboxRow
 from rdev_common.events import ApiKeyRevoked, CloudEvent
+from rdev_common.outbox import OutboxRelay
 from tests.identity.conftest import fresh_database
 from tests.identity.fakes import FakeUnitOfWork, Store
 

@@ -9,11 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
-from rdev_common.db.tables import WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from rdev_common.db.tables import (
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookOutboxRow,
+    WebhookRow,
+)
+from rdev_common.events import CloudEvent
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.model import AttemptResult, NewDelivery
@@ -34,7 +40,7 @@ async def store(
     engine = create_engine(url)
     sessions = session_factory(engine)
     async with sessions() as s:
-        for table in (WebhookAttemptRow, WebhookDeliveryRow, WebhookRow):
+        for table in (WebhookAttemptRow, WebhookDeliveryRow, WebhookRow, WebhookOutboxRow):
             await s.execute(delete(table))
         s.add(
             WebhookRow(
@@ -156,6 +162,40 @@ async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
     recorded = await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=1e9)
     assert recorded.disabled_reason == "the endpoint answered 410 Gone"
+
+
+async def test_disabling_writes_its_event_to_the_outbox_in_the_same_transaction(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    await store.add_deliveries([_delivery(1), _delivery(2)])
+    failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
+    claim = await store.claim("msg_1", T0, T0, 5)
+    assert claim is not None
+    await store.record(claim.delivery, 1, failed, T0, T0, disable_after_s=60)
+    assert await _outbox(store) == [], "a failure that does not disable announces nothing"
+    gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
+    claim = await store.claim("msg_2", T0, T0, 5)
+    assert claim is not None
+    await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=60)
+    [row] = await _outbox(store)
+    assert row.subject == "rdev.webhooks.w1.disabled" and row.sent_at is None
+    event = CloudEvent.from_bytes(row.payload.encode())
+    assert (event.id, event.type, event.subject, event.project) == (
+        row.id,
+        "dev.rdev.webhook.disabled.v1",
+        "w1",
+        "p",
+    )
+    assert event.data == {
+        "webhook_id": "w1",
+        "project": "p",
+        "reason": "the endpoint answered 410 Gone",
+    }
+
+
+async def _outbox(store: SqlAlchemyDeliveryStore) -> list[WebhookOutboxRow]:
+    async with store.sessions() as s:
+        return list(await s.scalars(select(WebhookOutboxRow)))
 
 
 async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryStore) -> None:

@@ -6,6 +6,7 @@ The system runs with a fast retry schedule so the faults play out in seconds.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections import Counter
@@ -249,7 +250,15 @@ async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
     nc = await nats.connect(nats_url(system))
     try:
         js = nc.jetstream()
-        msg = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.disabled")
+        # The event follows the commit through the webhooks service's outbox.
+        announced = f"rdev.webhooks.{hook['id']}.disabled"
+        async with asyncio.timeout(WAIT):
+            while (
+                info := await js.stream_info("RDEV_WEBHOOKS", subjects_filter=announced)
+            ).state.subjects is None:
+                await asyncio.sleep(0.05)
+        assert info.state.subjects == {announced: 1}, "one disable, one event"
+        msg = await js.get_last_msg("RDEV_WEBHOOKS", announced)
         assert msg.data is not None and b"410" in msg.data
         attempt = await js.get_last_msg("RDEV_WEBHOOKS", f"rdev.webhooks.{hook['id']}.attempt")
         assert attempt.data is not None and b'"status_code":410' in attempt.data

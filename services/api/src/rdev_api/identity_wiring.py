@@ -21,12 +21,12 @@ from rdev_api.adapters.nats_active_commands import NatsActiveCommands
 from rdev_api.adapters.nats_admin_listener import listen
 from rdev_api.adapters.nats_rate_limiter import NatsRateLimiter
 from rdev_api.adapters.nats_secret_store import NatsKvSecretStore
-from rdev_api.adapters.outbox_relay import OutboxRelay, nats_publisher
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.service_layer.apikey_service import flush_usage
 from rdev_api.service_layer.ports import SecretStore, Services, UnitOfWork
 from rdev_api.settings import ApiSettings
-from rdev_common.streams import ensure_rate_limit_stream
+from rdev_common.outbox import OutboxRelay, nats_publisher
+from rdev_common.streams import ADMIN, ensure_rate_limit_stream
 
 log = structlog.get_logger()
 
@@ -83,7 +83,7 @@ async def start_identity(
         log.error("rate-limit stream unavailable, requests are not limited", error=str(exc))
     relay = OutboxRelay(
         sessions,
-        nats_publisher(js),
+        nats_publisher(js, ADMIN),
         poll_s=settings.outbox_poll_s,
         keep_s=settings.outbox_keep_s,
     )

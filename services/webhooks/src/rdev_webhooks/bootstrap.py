@@ -13,10 +13,13 @@ from sqlalchemy import text
 from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.db.tables import WebhookOutboxRow
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
+from rdev_common.outbox import OutboxRelay, nats_publisher
 from rdev_common.service import bounded, cancel_all
 from rdev_common.streams import (
+    WEBHOOKS,
     admin_consumer,
     ensure_consumer,
     ensure_streams,
@@ -69,7 +72,14 @@ async def run(settings: WebhooksSettings) -> None:
     )
     schedule = RetrySchedule(settings.retry_delays())
     policy = Policy(schedule, settings.webhooks_timeout_s, settings.webhooks_disable_after_s)
-    ctx = AttemptContext(store, sender, NatsWebhookEventPublisher(js), utcnow, policy)
+    relay = OutboxRelay(
+        session_factory(engine),
+        nats_publisher(js, WEBHOOKS),
+        table=WebhookOutboxRow,
+    )
+    ctx = AttemptContext(
+        store, sender, NatsWebhookEventPublisher(js), utcnow, policy, outbox_written=relay.wake
+    )
     breaker = BreakerPolicy(
         failure_threshold=settings.webhooks_breaker_failures,
         cooldown_s=settings.webhooks_breaker_cooldown_s,
@@ -114,6 +124,7 @@ async def run(settings: WebhooksSettings) -> None:
         asyncio.create_task(poll_consumers(js, [(c.stream, c.durable) for c in consumers])),
         *(asyncio.create_task(consume_lifecycle(f, i, IDLE_WAIT_S, stop)) for f, i in feeds),
         asyncio.create_task(dispatcher.run()),
+        asyncio.create_task(relay.run()),
     ]
     log.info("service started", name="webhooks", schedule=list(schedule.delays))
     await stop.wait()

@@ -130,10 +130,9 @@ class RateLimitPolicyRow(Base):
     window_s: Mapped[int] = mapped_column(Integer)
 
 
-class OutboxRow(Base):
-    """An admin event written in the transaction of its change; the relay publishes it."""
-
-    __tablename__ = "outbox"
+class OutboxColumns:
+    """An event written in the transaction of its change; `rdev_common.outbox` publishes it
+    (`id` is its event id and `Nats-Msg-Id`)."""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
@@ -141,6 +140,18 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class OutboxRow(OutboxColumns, Base):
+    """The api's outbox: admin events, published to RDEV_ADMIN."""
+
+    __tablename__ = "outbox"
+
+
+class WebhookOutboxRow(OutboxColumns, Base):
+    """The webhooks service's outbox: endpoint state events, published to RDEV_WEBHOOKS."""
+
+    __tablename__ = "webhook_outbox"
 
 
 # Audit projections, written only by services/audit; the api and the CLI read them.

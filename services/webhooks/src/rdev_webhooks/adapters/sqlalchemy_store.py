@@ -15,7 +15,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rdev_common.db.tables import Base, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from rdev_common import subjects
+from rdev_common.db.tables import (
+    Base,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookOutboxRow,
+    WebhookRow,
+)
+from rdev_common.events import CloudEvent
+from rdev_common.webhook_events import SOURCE, WebhookDisabled
 from rdev_webhooks.domain.model import (
     AttemptResult,
     Claim,
@@ -128,9 +137,10 @@ _CLOSE_ATTEMPT = update(ATTEMPTS).where(
     _a.delivery_id == bindparam("key"), _a.n == bindparam("key_n")
 )
 _FINISH_DELIVERY = update(DELIVERIES).where(_d.id == bindparam("key"))
-_HEALTH = select(_h.failing_since, _h.enabled).where(_h.id == bindparam("key"))
+_HEALTH = select(_h.project, _h.failing_since, _h.enabled).where(_h.id == bindparam("key"))
 _HEALTHY = update(HOOKS).where(_h.id == bindparam("key"), _h.failing_since.is_not(None))
 _CHANGE_HOOK = update(HOOKS).where(_h.id == bindparam("key"))
+_TO_OUTBOX = insert(_table(WebhookOutboxRow))
 
 
 def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
@@ -456,6 +466,25 @@ def _track_health(
         reason = f"failing continuously since {since.isoformat()}"
     if reason is not None and hook.enabled:
         changes.update(enabled=False, disabled_reason=reason, updated_at=now)
+        _announce(
+            conn, WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=reason), now
+        )
     if changes:
         conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
     return reason if "enabled" in changes else None
+
+
+def _announce(conn: Connection, event: WebhookDisabled, now: datetime) -> None:
+    """The event of the change, into the outbox in the change's transaction: the relay
+    publishes it, so a crash after the commit cannot lose it."""
+    envelope = CloudEvent.wrap(
+        event, source=SOURCE, subject=event.webhook_id, project=event.project
+    )
+    row = {
+        "id": envelope.id,
+        "subject": subjects.webhook(event.webhook_id, "disabled"),
+        "payload": envelope.to_bytes().decode(),
+        "created_at": now,
+        "attempts": 0,
+    }
+    conn.execute(_TO_OUTBOX, row)

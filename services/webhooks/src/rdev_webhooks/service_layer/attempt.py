@@ -1,7 +1,9 @@
 """One attempt of one delivery, recorded so a crash neither loses nor repeats it.
 
 Order: claim (attempt n recorded as `sending`, delivery leased) → HTTP request →
-attempt event published (de-duplicated on `<delivery>.<n>`) → result recorded.
+attempt event published (de-duplicated on `<delivery>.<n>`) → result recorded. When
+the result disables the endpoint, `webhook.disabled` is written to the outbox in the
+same transaction, and the outbox relay publishes it.
 A crash after the claim leaves attempt n `sending`; when the lease expires the
 next claim closes it as `interrupted` and moves on to n+1, so attempt n is
 never sent twice and the delivery is never dropped.
@@ -9,13 +11,14 @@ never sent twice and the delivery is never dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen
-from rdev_common.webhook_events import DeliveryAttempted, WebhookDisabled
+from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.service_layer.ports import Clock, DeliveryStore, EventPublisher, Sender
@@ -39,6 +42,7 @@ class AttemptContext:
     publisher: EventPublisher
     clock: Clock
     policy: Policy
+    outbox_written: Callable[[], None] = lambda: None  # wakes the outbox relay
 
 
 def _attempt_event(
@@ -111,14 +115,7 @@ async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> N
         duration_ms=result.duration_ms,
     )
     if recorded.disabled_reason is not None:
-        await _disabled(ctx, claim, recorded.disabled_reason, now)
-
-
-async def _disabled(ctx: AttemptContext, claim: Claim, reason: str, now: datetime) -> None:
-    log.warning("webhook disabled", webhook_id=claim.endpoint.id, reason=reason)
-    event = WebhookDisabled(
-        webhook_id=claim.endpoint.id, project=claim.endpoint.project, reason=reason
-    )
-    await ctx.publisher.publish(
-        claim.endpoint.id, "disabled", event, msg_id=f"{claim.delivery.id}.{claim.attempt}.disabled"
-    )
+        log.warning(
+            "webhook disabled", webhook_id=claim.endpoint.id, reason=recorded.disabled_reason
+        )
+        ctx.outbox_written()

@@ -1,6 +1,9 @@
-"""The outbox relay: publishes committed admin events to RDEV_ADMIN, then marks them sent.
+"""The outbox relay: publishes committed events, then marks them sent.
 
-Every api replica runs one. Rows are claimed inside a transaction that stays open while
+A service writes an event into its outbox table in the transaction of the change it
+records (the api: admin events for RDEV_ADMIN; webhooks: endpoint state for
+RDEV_WEBHOOKS), so no crash can keep one change without its event. Every replica
+runs a relay. Rows are claimed inside a transaction that stays open while
 they are published: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets replicas share the work,
 and on SQLite a first UPDATE takes the database's single write lock, so one relay works
 at a time. Each message carries `Nats-Msg-Id` = event id: if a relay dies after
@@ -8,7 +11,7 @@ publishing but before its commit, the rows are published again by the next relay
 JetStream drops the duplicates (within the stream's de-duplication window).
 
 Sent rows are kept `keep_s` (a day by default) for inspection, then deleted: the
-events themselves live on in RDEV_ADMIN and the audit log.
+events themselves live on in their stream and the audit log.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rdev_common.db.tables import OutboxRow
-from rdev_common.streams import ADMIN
+from rdev_common.db.tables import OutboxColumns, OutboxRow
 
 log = structlog.get_logger()
 
@@ -32,10 +34,10 @@ Publish = Callable[[str, bytes, str], Awaitable[None]]
 PRUNE_EVERY_S = 600.0
 
 
-def nats_publisher(js: JetStreamContext, timeout_s: float = 5.0) -> Publish:
+def nats_publisher(js: JetStreamContext, stream: str, timeout_s: float = 5.0) -> Publish:
     async def publish(subject: str, payload: bytes, event_id: str) -> None:
         await js.publish(
-            subject, payload, timeout=timeout_s, stream=ADMIN, headers={"Nats-Msg-Id": event_id}
+            subject, payload, timeout=timeout_s, stream=stream, headers={"Nats-Msg-Id": event_id}
         )
 
     return publish
@@ -50,8 +52,10 @@ class OutboxRelay:
         poll_s: float = 0.5,
         batch: int = 100,
         keep_s: float = 86400.0,
+        table: type[OutboxColumns] = OutboxRow,
     ) -> None:
         self.sessions = sessions
+        self.table = table
         self.publish = publish
         self.poll_s = poll_s
         self.batch = batch
@@ -71,28 +75,31 @@ class OutboxRelay:
                 await self.publish(row.subject, row.payload.encode(), row.id)
                 row.sent_at = datetime.now(UTC)
         if rows:
-            log.info("admin events published", count=len(rows))
+            log.info("outbox events published", table=self._name, count=len(rows))
         return len(rows)
 
     async def prune(self, now: datetime | None = None) -> int:
         """Delete the rows sent more than `keep_s` before `now`; returns how many."""
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.keep_s)
         async with self.sessions() as session, session.begin():
-            result = await session.execute(delete(OutboxRow).where(OutboxRow.sent_at < cutoff))
+            result = await session.execute(delete(self.table).where(self.table.sent_at < cutoff))
         pruned = int(getattr(result, "rowcount", 0) or 0)
         if pruned:
-            log.info("sent admin events pruned from the outbox", count=pruned)
+            log.info("sent events pruned from the outbox", table=self._name, count=pruned)
         return pruned
 
-    async def _claim(self, session: AsyncSession) -> list[OutboxRow]:
-        unsent = OutboxRow.sent_at.is_(None)
-        query = select(OutboxRow).where(unsent).order_by(OutboxRow.created_at, OutboxRow.id)
+    @property
+    def _name(self) -> str:
+        return str(getattr(self.table, "__tablename__", self.table.__name__))
+
+    async def _claim(self, session: AsyncSession) -> list[OutboxColumns]:
+        row = self.table
+        unsent = row.sent_at.is_(None)
+        query = select(row).where(unsent).order_by(row.created_at, row.id)
         if session.get_bind().dialect.name == "sqlite":
-            if await session.scalar(select(OutboxRow.id).where(unsent).limit(1)) is None:
+            if await session.scalar(select(row.id).where(unsent).limit(1)) is None:
                 return []
-            await session.execute(
-                update(OutboxRow).where(unsent).values(attempts=OutboxRow.attempts + 1)
-            )
+            await session.execute(update(row).where(unsent).values(attempts=row.attempts + 1))
             return list(await session.scalars(query.limit(self.batch)))
         query = query.limit(self.batch).with_for_update(skip_locked=True)
         return list(await session.scalars(query))
