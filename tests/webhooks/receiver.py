@@ -2,7 +2,8 @@
 
 Each path is one endpoint with its own behaviour (`ok`, `fail`, `hang`, `gone`,
 `busy`) and its own secrets; every request is recorded with whether its
-signature verified against each secret the test registered.
+signature verified against each secret the test registered. Every answer sets a
+cookie, so a test can see whether the sender ever sends one back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Received:
     verified: list[bool]  # one verdict per secret of the path
     status: int
     at: float
+    cookie: str | None = None
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Receiver:
                         self.send_header("Retry-After", "7")
                     if status == 302:
                         self.send_header("Location", receiver.url("/elsewhere"))
+                    self.send_header("Set-Cookie", "session=from-the-receiver; Path=/")
                     self.send_header("content-length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -111,6 +114,7 @@ class Receiver:
             verdicts,
             status,
             time.monotonic(),
+            lower.get("cookie"),
         )
         with self.lock:
             self.received.append(record)

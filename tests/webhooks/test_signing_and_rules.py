@@ -216,3 +216,20 @@ async def test_a_request_past_its_timeout_is_a_failure() -> None:
         receiver.stop()
     assert result.status_code is None and result.error == "timed out after 0.5s"
     assert not result.succeeded
+
+
+async def test_the_sender_never_sends_a_cookie_back() -> None:
+    """One client serves every endpoint: a cookie one set must not ride along later."""
+    receiver = Receiver()
+    receiver.endpoint("/x")
+    receiver.start()
+    sender = HttpxWebhookSender(timeout_s=5, allow_private=True)
+    try:
+        endpoint = Endpoint("w1", "p", receiver.url("/x"), ["*"], [signing.generate_secret()], True)
+        for n in (1, 2):
+            result = await sender.send(endpoint, Delivery(f"msg_{n}", "w1", "e1", "t", "{}", 0), 1)
+            assert result.status_code == 200
+    finally:
+        await sender.aclose()
+        receiver.stop()
+    assert [r.cookie for r in receiver.at("/x")] == [None, None]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpcore
@@ -91,6 +92,8 @@ class HttpxWebhookSender:
             trust_env=False,
             timeout=timeout_s,
             headers={"user-agent": USER_AGENT},
+            # One client serves every endpoint: keep no cookie any receiver sets.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def send(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> AttemptResult:
