@@ -76,3 +76,11 @@ def exporter() -> InMemorySpanExporter:
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     return memory
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show how each test that passed on its rerun failed the first time: a flaky test
+    is a bug to find, and its first failure is the only evidence."""
+    for report in terminalreporter.stats.get("rerun", []):
+        terminalreporter.write_sep("-", f"first failure of {report.nodeid} (rerun)")
+        terminalreporter.write_line(str(report.longrepr)[-4000:])
