@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,13 +22,6 @@ from rdev_common.db.tables import ApiKeyRow, OutboxRow, ProjectRow, RateLimitPol
 from rdev_common.events import CloudEvent
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything rdev stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _project(row: ProjectRow) -> Project:
     return Project(
         id=row.id,
@@ -39,8 +32,8 @@ def _project(row: ProjectRow) -> Project:
         max_concurrency=row.max_concurrency,
         default_timeout_s=row.default_timeout_s,
         command_policy=dict(row.command_policy or {}),
-        created_at=_utc(row.created_at) or row.created_at,
-        updated_at=_utc(row.updated_at) or row.updated_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -69,12 +62,12 @@ def _api_key(row: ApiKeyRow, policies: list[RateLimitPolicyRow]) -> ApiKey:
         scopes=frozenset(Scope(s) for s in scopes),
         projects=frozenset(projects) if projects is not None else None,
         allowed_ips=tuple(allowed) if allowed is not None else None,
-        expires_at=_utc(row.expires_at),
-        revoked_at=_utc(row.revoked_at),
-        created_at=_utc(row.created_at) or row.created_at,
-        last_used_at=_utc(row.last_used_at),
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
         previous_secret_hash=row.previous_secret_hash,
-        previous_expires_at=_utc(row.previous_expires_at),
+        previous_expires_at=row.previous_expires_at,
         rate_limits={p.name: RateLimitPolicy(p.name, p.limit, p.window_s) for p in policies},
     )
 
@@ -224,7 +217,7 @@ class SqlAlchemySessionRepository:
 
     async def key_id_for(self, token_hash: str, now: datetime) -> str | None:
         row = await self.session.get(SessionRow, token_hash)
-        if row is None or (_utc(row.expires_at) or now) <= now:
+        if row is None or (row.expires_at or now) <= now:
             return None
         return row.key_id
 

@@ -7,7 +7,6 @@ disagree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -21,13 +20,6 @@ from rdev_common.events import CloudEvent
 from rdev_common.webhook_rules import event_kind
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything rdev stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _webhook(row: WebhookRow) -> Webhook:
     events: Any = row.events
     return Webhook(
@@ -39,11 +31,11 @@ def _webhook(row: WebhookRow) -> Webhook:
         secret=row.secret,
         description=row.description,
         previous_secret=row.previous_secret,
-        previous_secret_expires_at=_utc(row.previous_secret_expires_at),
+        previous_secret_expires_at=row.previous_secret_expires_at,
         disabled_reason=row.disabled_reason,
-        failing_since=_utc(row.failing_since),
-        created_at=_utc(row.created_at) or row.created_at,
-        updated_at=_utc(row.updated_at) or row.updated_at,
+        failing_since=row.failing_since,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -67,11 +59,11 @@ def _delivery(row: WebhookDeliveryRow, history: list[Attempt] | None = None) -> 
         seq=row.seq,
         status=row.status,
         attempts=row.attempts,
-        next_attempt_at=_utc(row.next_attempt_at),
+        next_attempt_at=row.next_attempt_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        created_at=_utc(row.created_at) or row.created_at,
-        updated_at=_utc(row.updated_at) or row.updated_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         history=history or [],
     )
 
@@ -80,12 +72,12 @@ def _attempt(row: WebhookAttemptRow) -> Attempt:
     return Attempt(
         n=row.n,
         outcome=row.outcome,
-        started_at=_utc(row.started_at) or row.started_at,
+        started_at=row.started_at,
         status_code=row.status_code,
         duration_ms=row.duration_ms,
         response_body=row.response_body,
         error=row.error,
-        finished_at=_utc(row.finished_at),
+        finished_at=row.finished_at,
     )
 
 

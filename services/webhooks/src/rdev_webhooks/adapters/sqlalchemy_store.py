@@ -40,13 +40,6 @@ PENDING = DeliveryStatus.PENDING.value
 T = TypeVar("T")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything rdev stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 class EndpointFields(Protocol):
     """What an endpoint is made of: a `WebhookRow`, a row of `_ENABLED_ENDPOINTS`, or one
     read by `SqliteThreads`."""
@@ -145,7 +138,7 @@ _TO_OUTBOX = insert(_table(WebhookOutboxRow))
 
 def endpoint_of(row: EndpointFields, now: datetime) -> Endpoint:
     secrets = [row.secret]
-    expires = _utc(row.previous_secret_expires_at)
+    expires = row.previous_secret_expires_at
     if row.previous_secret and expires is not None and expires > now:
         secrets.append(row.previous_secret)
     events: Any = row.events
@@ -233,7 +226,7 @@ class SqlAlchemyDeliveryStore:
                     WebhookDeliveryRow.status == PENDING
                 )
             )
-            return _utc(value)
+            return value
 
     async def defer(self, delivery_id: str, until: datetime) -> None:
         async with self._writer(), self.sessions() as s:
@@ -275,7 +268,7 @@ def _claim(
     delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int, conn: Connection
 ) -> Claim | None:
     row = conn.execute(_CLAIM_READ, {"key": delivery_id}).one_or_none()
-    if row is None or row.status != PENDING or (_utc(row.next_attempt_at) or now) > now:
+    if row is None or row.status != PENDING or (row.next_attempt_at or now) > now:
         return None
     interrupted = _close_interrupted(conn, delivery_id, row, now)
     n = row.attempts + 1
@@ -456,7 +449,7 @@ def _track_health(
     if hook is None:
         return None
     changes: dict[str, Any] = {}
-    since = _utc(hook.failing_since)
+    since = hook.failing_since
     if since is None:
         changes["failing_since"] = since = now
     reason = None

@@ -76,7 +76,7 @@ class _Row:
     @classmethod
     def of(cls, raw: tuple[Any, ...]) -> _Row:
         id_, project, url, events, secret, previous, expires, enabled = raw
-        when = datetime.fromisoformat(expires) if expires else None
+        when = datetime.fromisoformat(expires).replace(tzinfo=UTC) if expires else None
         return cls(id_, project, url, json.loads(events), secret, previous, when, bool(enabled))
 
 
