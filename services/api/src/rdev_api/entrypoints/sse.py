@@ -6,7 +6,6 @@ id `<stream sequence>-<line index>` so `Last-Event-ID` resumes mid-batch.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sse_starlette import ServerSentEvent
 
 from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import subjects
@@ -56,8 +54,13 @@ def event(name: str, data: dict[str, Any], event_id: str | None = None) -> bytes
     return f"{head}event: {name}\ndata: {_json(data)}\n\n".encode()
 
 
-def heartbeat() -> ServerSentEvent:
-    return ServerSentEvent(event="heartbeat", data=json.dumps({"ts": time.time()}), sep="\n")
+class Final(bytes):
+    """The last chunk of a stream that ends (a run's, with its `complete`): nothing,
+    not even a heartbeat, may follow it."""
+
+
+def heartbeat() -> bytes:
+    return event("heartbeat", {"ts": time.time()})
 
 
 def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) -> bytes:
@@ -120,10 +123,11 @@ async def command_stream(
     )
     async for stored in reader.events(subjects.run_events(project, command_id), position.start_seq):
         chunk, done = _render(stored, position, {}, single=True)
+        if done:
+            yield Final(chunk)
+            return
         if chunk:
             yield chunk
-        if done:
-            return
 
 
 async def project_stream(

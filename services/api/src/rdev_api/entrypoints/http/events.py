@@ -79,11 +79,11 @@ def _response(
     headers: dict[str, str] | None = None,
 ) -> EventSourceResponse:
     """`body` as an event stream that ends once the key may no longer read it."""
+    paced = guarded(body, services, principal, settings.stream_auth_check_s, settings.heartbeat_s)
     return EventSourceResponse(
-        count_sse(guarded(body, services, principal, settings.stream_auth_check_s)),
+        count_sse(paced),
         headers={**SSE_HEADERS, **(headers or {})},
-        ping=settings.heartbeat_s,
-        ping_message_factory=sse.heartbeat,
+        ping=0,  # heartbeats come from `guarded`, in the stream's own order
         send_timeout=settings.sse_send_timeout_s,
         sep="\n",
     )

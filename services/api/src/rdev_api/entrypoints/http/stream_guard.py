@@ -1,9 +1,14 @@
-"""Ends an open event stream once its key may no longer read it.
+"""Paces an open event stream: heartbeats while it is open, and an end once its key
+may no longer read it.
 
 A stream is authorised when it opens; a revoked, expired or IP-restricted key, or a
 rotated secret past its grace period, must not keep reading. Every `check_s` the
 principal is checked again against the identity cache (a dictionary look-up; admin
 events keep the cache current on every replica), and the stream ends with an `error`.
+
+Heartbeats are events of the stream itself rather than a task beside it, and a
+run's stream ends at the chunk its body marks `Final` (the one with `complete`),
+before the body has cleaned up: no heartbeat can follow `complete`.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ log = structlog.get_logger()
 
 
 async def guarded(
-    body: AsyncIterator[bytes], services: Services, principal: Principal, check_s: float
+    body: AsyncIterator[bytes],
+    services: Services,
+    principal: Principal,
+    check_s: float,
+    heartbeat_s: float,
 ) -> AsyncIterator[bytes]:
     source = aiter(body)
     pending: asyncio.Future[bytes] | None = None
     loop = asyncio.get_running_loop()
     next_check = loop.time() + check_s
+    next_beat = loop.time() + heartbeat_s
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(source))
-            done, _ = await asyncio.wait({pending}, timeout=max(0.0, next_check - loop.time()))
+            wait_s = max(0.0, min(next_check, next_beat) - loop.time())
+            done, _ = await asyncio.wait({pending}, timeout=wait_s)
             if done:
                 try:
                     chunk = pending.result()
@@ -41,6 +52,11 @@ async def guarded(
                     return
                 pending = None
                 yield chunk
+                if isinstance(chunk, sse.Final):
+                    return
+            if loop.time() >= next_beat:
+                next_beat = loop.time() + heartbeat_s
+                yield sse.heartbeat()
             if loop.time() >= next_check:
                 next_check = loop.time() + check_s
                 if not await auth.still_valid(services.uow(), principal, services.clock()):
