@@ -87,10 +87,19 @@ def _key_values(key: ApiKey) -> dict[str, Any]:
     }
 
 
-class SqlAlchemyProjectRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class _Repository:
+    """Reads and writes in its unit of work's session, which opens on first use: a
+    unit of work whose reads all come from a cache never opens one."""
 
+    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._uow.session
+
+
+class SqlAlchemyProjectRepository(_Repository):
     async def get(self, project_id: str) -> Project | None:
         row = await self.session.get(ProjectRow, project_id)
         return _project(row) if row else None
@@ -119,10 +128,7 @@ class SqlAlchemyProjectRepository:
         await self.session.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
 
 
-class SqlAlchemyApiKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SqlAlchemyApiKeyRepository(_Repository):
     async def _with_policies(self, rows: list[ApiKeyRow]) -> list[ApiKey]:
         if not rows:
             return []
@@ -206,10 +212,7 @@ class SqlAlchemyApiKeyRepository:
         return int(await self.session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
 
 
-class SqlAlchemySessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SqlAlchemySessionRepository(_Repository):
     async def add(self, token_hash: str, key_id: str, now: datetime, expires_at: datetime) -> None:
         self.session.add(
             SessionRow(token_hash=token_hash, key_id=key_id, created_at=now, expires_at=expires_at)
@@ -225,11 +228,11 @@ class SqlAlchemySessionRepository:
         await self.session.execute(delete(SessionRow).where(SessionRow.token_hash == token_hash))
 
 
-class SqlAlchemyOutbox:
+class SqlAlchemyOutbox(_Repository):
     """Rows of the `outbox` table, inserted in the caller's transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
+        super().__init__(uow)
         self.added = 0
 
     async def add(self, event: CloudEvent, subject: str) -> None:
@@ -266,13 +269,19 @@ class SqlAlchemyUnitOfWork:
         self._after_commit = after_commit
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
-        self.projects = SqlAlchemyProjectRepository(self._session)
-        self.api_keys = SqlAlchemyApiKeyRepository(self._session)
-        self.sessions = SqlAlchemySessionRepository(self._session)
-        self._outbox = SqlAlchemyOutbox(self._session)
+        self._session: AsyncSession | None = None
+        self.projects = SqlAlchemyProjectRepository(self)
+        self.api_keys = SqlAlchemyApiKeyRepository(self)
+        self.sessions = SqlAlchemySessionRepository(self)
+        self._outbox = SqlAlchemyOutbox(self)
         self.outbox = self._outbox
         return self
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
 
     async def __aexit__(
         self,
@@ -280,11 +289,14 @@ class SqlAlchemyUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._session.rollback()
-        await self._session.close()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.rollback()
+            await session.close()
 
     async def commit(self) -> None:
-        await self._session.commit()
+        if self._session is not None:
+            await self._session.commit()
         if self._outbox.added and self._after_commit is not None:
             self._after_commit()
         self._outbox.added = 0
