@@ -47,9 +47,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedNats:
     """A nats-server with JetStream on loopback, its store under `store_dir`."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path, port: int | None = None, config: str = "") -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.config = config  # nats-server configuration text, e.g. "max_payload: 8MB"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,9 +60,15 @@ class EmbeddedNats:
     def start(self, timeout_s: float = 10.0) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         logfile = (self.store_dir / "nats-server.log").open("ab")
+        config: list[str] = []
+        if self.config:
+            path = self.store_dir / "nats-server.conf"
+            path.write_text(self.config)
+            config = ["-c", str(path)]
         self.process = subprocess.Popen(
             [
                 nats_server_binary(),
+                *config,
                 "-a",
                 "127.0.0.1",
                 "-p",

@@ -40,6 +40,8 @@ WEBHOOKS = "RDEV_WEBHOOKS"
 ALL_STREAMS = (COMMANDS, RUNS, LIFECYCLE, ADMIN, WEBHOOKS)
 
 MIB = 1024 * 1024
+# The largest event RDEV_RUNS stores; an output batch is split to stay under it.
+RUNS_MAX_MSG_SIZE = 2 * MIB
 
 
 def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
@@ -88,7 +90,7 @@ def stream_configs(settings: CommonSettings) -> list[StreamConfig]:
             subjects=[f"{subjects.RUNS_PREFIX}.*.*.*"],
             max_age=settings.runs_max_age_s,
             max_bytes=settings.runs_max_bytes,
-            max_msg_size=2 * MIB,
+            max_msg_size=RUNS_MAX_MSG_SIZE,
             sources=[requested_into_runs],
         ),
         stream(

@@ -8,6 +8,7 @@ import signal
 
 import structlog
 
+from rdev_common import streams
 from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.events import Priority
@@ -70,14 +71,14 @@ ENVELOPE_ALLOWANCE = 4096
 
 
 def check_line_fits(max_line_chars: int, max_payload: int) -> None:
-    """Refuse to start if one output line could make an event the broker refuses.
+    """Refuse to start if one output line could make an event larger than `max_payload`.
 
     Batches of many lines are split when too large; a single line cannot be.
     """
     if max_line_chars * ESCAPED_CHAR_BYTES + ENVELOPE_ALLOWANCE > max_payload:
         raise SystemExit(
             f"RDEV_OUTPUT_MAX_LINE_CHARS={max_line_chars} can make an output event larger "
-            f"than the broker's max_payload ({max_payload} bytes); at most "
+            f"than the broker accepts ({max_payload} bytes); at most "
             f"{(max_payload - ENVELOPE_ALLOWANCE) // ESCAPED_CHAR_BYTES} fits"
         )
 
@@ -85,7 +86,9 @@ def check_line_fits(max_line_chars: int, max_payload: int) -> None:
 async def serve(settings: ExecutorSettings) -> None:
     configure_telemetry("executor")
     nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
-    check_line_fits(settings.output_max_line_chars, nc.max_payload)
+    # The broker refuses a message over its max_payload, RDEV_RUNS one over its own limit.
+    max_event = min(nc.max_payload, streams.RUNS_MAX_MSG_SIZE)
+    check_line_fits(settings.output_max_line_chars, max_event)
     js = nc.jetstream()
     await ensure_streams(js, settings)
     await ensure_buckets(js, settings)
@@ -95,7 +98,7 @@ async def serve(settings: ExecutorSettings) -> None:
         backend=make_backend(settings),
         events=TracedEventLog(
             NatsEventLog(
-                js, source=f"rdev/executor/{settings.executor_name}", max_payload=nc.max_payload
+                js, source=f"rdev/executor/{settings.executor_name}", max_payload=max_event
             )
         ),
         limits=Limits(

@@ -7,7 +7,7 @@ import asyncio
 import structlog
 from nats.errors import ConnectionClosedError
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, EventData
@@ -20,13 +20,15 @@ RETRY_S = 0.25
 PUBLISH_TIMEOUT_S = 2.0
 # Room for the NATS headers (trace context, message id) within the broker's max_payload.
 HEADERS_ALLOWANCE = 1024
+# JetStream's error code for a message over the stream's max_msg_size.
+MESSAGE_TOO_LARGE = 10054
 
 
 class NatsEventLog:
     def __init__(self, js: JetStreamContext, source: str, max_payload: int = 1024 * 1024) -> None:
         self.js = js
         self.source = source
-        self.max_payload = max_payload  # the broker's, from its INFO
+        self.max_payload = max_payload  # the broker's and RDEV_RUNS's limit, the lower
 
     async def publish(
         self,
@@ -69,6 +71,11 @@ class NatsEventLog:
                 return int(ack.seq)
             except ConnectionClosedError:
                 raise
+            except APIError as exc:
+                if exc.err_code == MESSAGE_TOO_LARGE:  # a stream limit below max_payload
+                    raise PayloadTooLarge(f"{len(payload)} bytes for {subject}") from exc
+                log.warning("publish failed, retrying", subject=subject, error=repr(exc))
+                await asyncio.sleep(RETRY_S)
             except Exception as exc:  # timeouts and "no responders" while the broker is away
                 log.warning("publish failed, retrying", subject=subject, error=repr(exc))
                 await asyncio.sleep(RETRY_S)

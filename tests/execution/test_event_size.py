@@ -1,0 +1,41 @@
+"""An event over RDEV_RUNS' own size limit is refused at once, not retried for ever."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+import pytest
+
+from rdev_common.broker import EmbeddedNats
+from rdev_common.events import CommandOutput
+from rdev_common.settings import CommonSettings
+from rdev_common.streams import RUNS_MAX_MSG_SIZE, ensure_streams
+from rdev_executor.adapters.nats_event_log import NatsEventLog
+from rdev_executor.service_layer.ports import PayloadTooLarge
+
+
+async def test_an_event_the_stream_refuses_raises_payload_too_large(tmp_path: Path) -> None:
+    # A broker that takes 8 MB messages (as deploy/ configures it) in front of a stream
+    # that stores at most 2 MiB: only the stream's answer tells the event is too large.
+    server = EmbeddedNats(tmp_path / "nats", config="max_payload: 8MB\n")
+    server.start()
+    nc = await nats.connect(server.url)
+    try:
+        assert nc.max_payload == 8 * 1024 * 1024 > RUNS_MAX_MSG_SIZE
+        js = nc.jetstream()
+        await ensure_streams(js, CommonSettings())
+        log = NatsEventLog(js, "rdev/executor/test", max_payload=nc.max_payload)
+        event = CommandOutput(command_id="c1", stream="stdout", first_line=1, lines=[])
+        lines = b'["' + b"x" * RUNS_MAX_MSG_SIZE + b'"]'
+        with pytest.raises(PayloadTooLarge):
+            await asyncio.wait_for(
+                log.publish(event, "output", project="p", command_id="c1", lines_json=lines), 10
+            )
+        small = b'["' + b"x" * 1000 + b'"]'
+        seq = await log.publish(event, "output", project="p", command_id="c1", lines_json=small)
+        assert seq >= 1
+    finally:
+        await nc.close()
+        server.stop(kill=True)
