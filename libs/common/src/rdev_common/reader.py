@@ -42,6 +42,7 @@ class StreamReader:
         start_seq: int = 1,
         follow: bool = True,
         batch: int = 256,
+        max_bytes: int | None = None,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -50,6 +51,9 @@ class StreamReader:
         self.next_seq = max(1, start_seq)
         self.follow = follow
         self.batch = batch
+        # Bytes per pull, if bounded: the server ends a pull (status 409) before the
+        # message that would pass it. Must exceed the stream's largest message.
+        self.max_bytes = max_bytes
         # Messages still owed by each outstanding pull, oldest first: the server serves
         # pulls in order, so a message or an end-of-pull status belongs to the head.
         self.owed: collections.deque[int] = collections.deque()
@@ -83,6 +87,8 @@ class StreamReader:
     async def _pull(self) -> None:
         self.owed.append(self.batch)
         request: dict[str, object] = {"batch": self.batch}
+        if self.max_bytes:
+            request["max_bytes"] = self.max_bytes
         if self.follow:
             request["expires"] = int(LONG_POLL_S * 1e9)
         else:

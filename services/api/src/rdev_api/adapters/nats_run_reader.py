@@ -11,9 +11,11 @@ from rdev_api.service_layer.ports import StoredEvent
 from rdev_common import streams
 from rdev_common.reader import StreamReader
 
-# Messages requested ahead per SSE connection: bounds what a slow client can make
-# the server hold (each message is at most one ≈64 KiB output batch).
+# Messages and bytes requested per pull of an SSE connection: with at most two pulls
+# outstanding, a stalled client makes the api hold at most about twice PULL_BYTES. A pull
+# must take the largest event RDEV_RUNS stores (an output batch is split below it).
 SSE_BATCH = 32
+PULL_BYTES = streams.RUNS_MAX_MSG_SIZE + 64 * 1024
 
 
 class NatsRunReader:
@@ -32,6 +34,7 @@ class NatsRunReader:
             start_seq,
             follow=follow,
             batch=SSE_BATCH if follow else 256,
+            max_bytes=PULL_BYTES,
         )
         async for msg in reader:
             yield StoredEvent(msg.seq, msg.subject, msg.data)
