@@ -272,3 +272,32 @@ async def test_a_claim_waiting_for_another_writer_holds_up_no_read(
         other.close()
     owned = await asyncio.wait_for(claim, 15)
     assert owned is not None and owned.attempt == 1
+
+
+# SQLite runs one write transaction at a time: only PostgreSQL can interleave two.
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_two_replicas_disabling_one_endpoint_at_once_announce_it_once(
+    store: SqlAlchemyDeliveryStore, request: pytest.FixtureRequest
+) -> None:
+    """Both read the endpoint as enabled before either disables it; the row lock makes
+    the second disable match nothing, so it writes no second event."""
+    engine = create_engine(request.getfixturevalue("postgres_url"))
+    other = SqlAlchemyDeliveryStore(session_factory(engine), serialize_writes=False)
+    await store.add_deliveries([_delivery(1), _delivery(2)])
+    gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
+    first = await store.claim("msg_1", T0, T0, 5)
+    second = await other.claim("msg_2", T0, T0, 5)
+    assert first is not None and second is not None
+    async with engine.connect() as holder:
+        # Hold the endpoint's row so both records read it enabled and wait at the UPDATE.
+        await holder.execute(select(WebhookRow.id).where(WebhookRow.id == "w1").with_for_update())
+        both = asyncio.gather(
+            store.record(first.delivery, 1, gone, None, T0, disable_after_s=60),
+            other.record(second.delivery, 1, gone, None, T0, disable_after_s=60),
+        )
+        await asyncio.sleep(0.5)
+        await holder.rollback()
+    results = await both
+    await engine.dispose()
+    assert sorted(r.disabled_reason is not None for r in results) == [False, True]
+    assert len(await _outbox(store)) == 1

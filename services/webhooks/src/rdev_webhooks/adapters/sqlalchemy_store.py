@@ -133,6 +133,8 @@ _FINISH_DELIVERY = update(DELIVERIES).where(_d.id == bindparam("key"))
 _HEALTH = select(_h.project, _h.failing_since, _h.enabled).where(_h.id == bindparam("key"))
 _HEALTHY = update(HOOKS).where(_h.id == bindparam("key"), _h.failing_since.is_not(None))
 _CHANGE_HOOK = update(HOOKS).where(_h.id == bindparam("key"))
+# Only one of two replicas recording failures of one endpoint at once disables it.
+_DISABLE_HOOK = update(HOOKS).where(_h.id == bindparam("key"), _h.enabled)
 _TO_OUTBOX = insert(_table(WebhookOutboxRow))
 
 
@@ -459,12 +461,14 @@ def _track_health(
         reason = f"failing continuously since {since.isoformat()}"
     if reason is not None and hook.enabled:
         changes.update(enabled=False, disabled_reason=reason, updated_at=now)
-        _announce(
-            conn, WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=reason), now
-        )
+        if conn.execute(_DISABLE_HOOK, {"key": webhook_id, **changes}).rowcount != 1:
+            return None  # disabled meanwhile, and announced, by another replica
+        event = WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=reason)
+        _announce(conn, event, now)
+        return reason
     if changes:
         conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
-    return reason if "enabled" in changes else None
+    return None
 
 
 def _announce(conn: Connection, event: WebhookDisabled, now: datetime) -> None:
