@@ -81,6 +81,10 @@ def exporter() -> InMemorySpanExporter:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Show how each test that passed on its rerun failed the first time: a flaky test
     is a bug to find, and its first failure is the only evidence."""
+    passed = {r.nodeid for r in terminalreporter.stats.get("passed", [])}
+    shown: set[str] = set()
     for report in terminalreporter.stats.get("rerun", []):
-        terminalreporter.write_sep("-", f"first failure of {report.nodeid} (rerun)")
-        terminalreporter.write_line(str(report.longrepr)[-4000:])
+        if report.nodeid in passed and report.nodeid not in shown:
+            shown.add(report.nodeid)
+            terminalreporter.write_sep("-", f"first failure of {report.nodeid}, passed on rerun")
+            terminalreporter.write_line(str(report.longrepr)[-4000:])

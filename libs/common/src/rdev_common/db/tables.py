@@ -13,11 +13,16 @@ from sqlalchemy.types import TypeDecorator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp with time zone that always reads back aware: SQLite keeps none and
-    hands back naive values; everything rdev stores is UTC."""
+    """A timestamp with time zone, stored in UTC and read back aware. SQLite keeps no
+    time zone: it would drop an offset on the way in and hand back naive values."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
