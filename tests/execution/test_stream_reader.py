@@ -40,3 +40,40 @@ async def test_a_stalled_reader_holds_at_most_two_pulls_of_bytes(nc: nats.NATS) 
     await stream.aclose()  # type: ignore[attr-defined]
     assert first.seq == 1
     assert held <= 2 * 1_000_000, f"{held} bytes held for a stalled reader"
+
+
+async def test_a_bytes_bounded_reader_pulls_no_more_often_for_small_messages(
+    nats_server: EmbeddedNats,
+) -> None:
+    """With max_bytes the server ends every full pull with "409 Batch Completed"; that
+    is not a pull ending early, and must not make the reader pull again and again."""
+    watcher = await nats.connect(nats_server.url)
+    publisher = await nats.connect(nats_server.url)
+    client = await nats.connect(nats_server.url)
+    js = publisher.jetstream()
+    await js.add_stream(name="S", subjects=["s.>"])
+    pulls = 0
+
+    async def count(_: object) -> None:
+        nonlocal pulls
+        pulls += 1
+
+    await watcher.subscribe("$JS.API.CONSUMER.MSG.NEXT.S.>", cb=count)
+    reader = StreamReader(client, "S", ["s.x"], follow=True, batch=32, max_bytes=1_000_000)
+
+    async def read(n: int) -> list[int]:
+        seqs = []
+        async for m in reader:
+            seqs.append(m.seq)
+            if len(seqs) == n:
+                break
+        return seqs
+
+    reading = asyncio.create_task(read(640))
+    for _ in range(640):
+        await js.publish("s.x", b"x" * 100)
+    assert await asyncio.wait_for(reading, 30) == list(range(1, 641))
+    await watcher.flush()
+    for conn in (watcher, publisher, client):
+        await conn.close()
+    assert pulls <= 640 // 32 + 3, f"{pulls} pulls for 640 messages in batches of 32"

@@ -152,6 +152,8 @@ class StreamReader:
                 if status == "409" and "Deleted" in str(msg.headers):
                     await self._restart()
                     continue
+                if status == "409" and "Batch Completed" in str(msg.headers):
+                    continue  # sent with max_bytes after a full batch, already settled
                 self._settle(ended=True)
             else:
                 self._settle(ended=False)
