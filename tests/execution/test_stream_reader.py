@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import pytest
@@ -77,3 +78,24 @@ async def test_a_bytes_bounded_reader_pulls_no_more_often_for_small_messages(
     for conn in (watcher, publisher, client):
         await conn.close()
     assert pulls <= 640 // 32 + 3, f"{pulls} pulls for 640 messages in batches of 32"
+
+
+async def test_a_message_larger_than_a_pull_may_take_is_still_read(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats", config="max_payload: 8MB\n")
+    server.start()
+    client = await nats.connect(server.url)
+    try:
+        js = client.jetstream()
+        await js.add_stream(name="B", subjects=["b.>"])
+        for size in (1000, 3_000_000, 1000):
+            await js.publish("b.x", b"x" * size)
+        reader = StreamReader(client, "B", ["b.x"], follow=False, batch=8, max_bytes=1_000_000)
+        got = await asyncio.wait_for(_sizes(reader), 10)
+        assert got == [1000, 3_000_000, 1000]
+    finally:
+        await client.close()
+        server.stop(kill=True)
+
+
+async def _sizes(reader: StreamReader) -> list[int]:
+    return [len(m.data) async for m in reader]

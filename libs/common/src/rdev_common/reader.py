@@ -119,6 +119,13 @@ class StreamReader:
         await self._create()
         await self._pull()
 
+    def _grow_if_stuck(self) -> None:
+        """A pull ended by max_bytes before its first message: that message is larger
+        than a pull may take, and every pull would stop before it. Take it next time."""
+        if self.max_bytes and self.owed and self.owed[0] == self.batch:
+            self.max_bytes *= 2
+            log.warning("a message exceeds a pull's byte bound; bound raised", to=self.max_bytes)
+
     def _settle(self, ended: bool) -> None:
         """Account for one message (or, with `ended`, the end) of the oldest pull."""
         if not self.owed:
@@ -154,6 +161,8 @@ class StreamReader:
                     continue
                 if status == "409" and "Batch Completed" in str(msg.headers):
                     continue  # sent with max_bytes after a full batch, already settled
+                if status == "409" and "MaxBytes" in str(msg.headers):
+                    self._grow_if_stuck()
                 self._settle(ended=True)
             else:
                 self._settle(ended=False)
