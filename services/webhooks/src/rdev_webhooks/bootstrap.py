@@ -66,17 +66,14 @@ async def run(settings: WebhooksSettings) -> None:
     sqlite = engine.dialect.name == "sqlite"
     path = sqlite_file(engine.url)
     sqlite_threads = SqliteThreads(path) if path else None
-    store = SqlAlchemyDeliveryStore(session_factory(engine), sqlite, sqlite_threads)
+    sessions = session_factory(engine)
+    store = SqlAlchemyDeliveryStore(sessions, sqlite, sqlite_threads)
     sender = HttpxWebhookSender(
         settings.webhooks_timeout_s, settings.webhooks_allow_private_targets
     )
     schedule = RetrySchedule(settings.retry_delays())
     policy = Policy(schedule, settings.webhooks_timeout_s, settings.webhooks_disable_after_s)
-    relay = OutboxRelay(
-        session_factory(engine),
-        nats_publisher(js, WEBHOOKS),
-        table=WebhookOutboxRow,
-    )
+    relay = OutboxRelay(sessions, nats_publisher(js, WEBHOOKS), table=WebhookOutboxRow)
     ctx = AttemptContext(
         store, sender, NatsWebhookEventPublisher(js), utcnow, policy, outbox_written=relay.wake
     )
@@ -133,6 +130,6 @@ async def run(settings: WebhooksSettings) -> None:
     await bounded(sender.aclose(), "close http client")
     await bounded(nc.drain(), "drain nats")
     if sqlite_threads is not None:
-        await bounded(sqlite_threads.aclose(), "close sqlite reads")
+        await bounded(sqlite_threads.aclose(), "close sqlite threads")
     await bounded(engine.dispose(), "close database")
     shutdown_telemetry()

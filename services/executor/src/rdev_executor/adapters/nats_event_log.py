@@ -24,6 +24,10 @@ HEADERS_ALLOWANCE = 1024
 MESSAGE_TOO_LARGE = 10054
 
 
+def _too_large(payload: bytes, subject: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{len(payload)} bytes for {subject}")
+
+
 class NatsEventLog:
     def __init__(self, js: JetStreamContext, source: str, max_payload: int = 1024 * 1024) -> None:
         self.js = js
@@ -56,7 +60,7 @@ class NatsEventLog:
         payload = envelope.to_bytes(lines_json)
         headers = {**carrier, "Nats-Msg-Id": envelope.id}
         if len(payload) + HEADERS_ALLOWANCE > self.max_payload:
-            raise PayloadTooLarge(f"{len(payload)} bytes for {subject}")
+            raise _too_large(payload, subject)
         # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
         # is de-duplicated by the broker, so a line is never stored twice.
         while True:
@@ -71,12 +75,9 @@ class NatsEventLog:
                 return int(ack.seq)
             except ConnectionClosedError:
                 raise
-            except APIError as exc:
-                if exc.err_code == MESSAGE_TOO_LARGE:  # a stream limit below max_payload
-                    raise PayloadTooLarge(f"{len(payload)} bytes for {subject}") from exc
-                log.warning("publish failed, retrying", subject=subject, error=repr(exc))
-                await asyncio.sleep(RETRY_S)
             except Exception as exc:  # timeouts and "no responders" while the broker is away
+                if isinstance(exc, APIError) and exc.err_code == MESSAGE_TOO_LARGE:
+                    raise _too_large(payload, subject) from exc  # a stream limit below it
                 log.warning("publish failed, retrying", subject=subject, error=repr(exc))
                 await asyncio.sleep(RETRY_S)
 
