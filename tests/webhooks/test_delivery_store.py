@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
@@ -295,7 +295,15 @@ async def test_two_replicas_disabling_one_endpoint_at_once_announce_it_once(
             store.record(first.delivery, 1, gone, None, T0, disable_after_s=60),
             other.record(second.delivery, 1, gone, None, T0, disable_after_s=60),
         )
-        await asyncio.sleep(0.5)
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE webhooks%'"
+        )
+        async with asyncio.timeout(10):
+            while await holder.scalar(waiting) != 2:
+                await asyncio.sleep(0.01)
+                # Statistics are read once per transaction unless the snapshot is dropped.
+                await holder.execute(text("SELECT pg_stat_clear_snapshot()"))
         await holder.rollback()
     results = await both
     await engine.dispose()
