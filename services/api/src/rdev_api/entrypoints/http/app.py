@@ -31,6 +31,10 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Run shell commands in project workspaces; stream output over SSE.",
+        # OpenTelemetry's ASGI middleware (observability.install) makes the server span
+        # and the request metrics; FastAPI's own telemetry would trace every request
+        # a second time (a span per dependency, the endpoint, serialization).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     # body-size limit (413, chunked bodies too) and the RateLimit headers, inside the
