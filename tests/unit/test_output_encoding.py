@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from rdev_api.entrypoints.logs import _text, plain_text
+from rdev_api.entrypoints.logs import PlainText, _text
 from rdev_common.events import CloudEvent, CommandOutput, lines_json
 
 CASES = [
@@ -19,6 +19,14 @@ CASES = [
     ['a","b'],
     ["\u2028 line separator"],
 ]
+
+
+def _after_commas() -> PlainText:
+    """A reader that has met a line with a comma of its own: it rejoins by replacing."""
+    plain_text = PlainText()
+    plain_text(event(["a,b"], []).to_bytes(lines_json("a,b")))
+    assert plain_text.commas
+    return plain_text
 
 
 def event(lines: list[str], partial: list[int]) -> CloudEvent:
@@ -41,17 +49,27 @@ def test_plain_text_is_the_parsed_text_or_declines(lines: list[str], partial: li
     ev = event(lines, partial)
     for raw in (ev.to_bytes(), ev.to_bytes(lines_json("\n".join(lines)))):
         assert CloudEvent.from_bytes(raw).payload() == ev.payload()
-        fast = plain_text(raw)
-        assert fast is None or fast == _text(orjson.loads(raw)["data"])
+        for plain_text in (PlainText(), _after_commas()):
+            fast = plain_text(raw)
+            assert fast is None or fast == _text(orjson.loads(raw)["data"])
 
 
 def test_plain_lines_take_the_bulk_path() -> None:
     raw = event(["1", "2", "", "ü"], []).to_bytes(lines_json("1\n2\n\nü"))
-    assert plain_text(raw) == "1\n2\n\nü\n".encode()
+    assert PlainText()(raw) == "1\n2\n\nü\n".encode()
 
 
 def test_plain_text_finds_the_array_whatever_order_the_fields_come_in() -> None:
     flags_first = b'{"data":{"partial":[],"cr":[],"lines":["a]","[b","c"],"first_line":1}}'
     flags_last = b'{"data":{"first_line":1,"lines":["a]","[b","c"],"partial":[],"cr":[]}}'
     for raw in (flags_first, flags_last):
-        assert plain_text(raw) == b"a]\n[b\nc\n" == _text(orjson.loads(raw)["data"])
+        assert PlainText()(raw) == b"a]\n[b\nc\n" == _text(orjson.loads(raw)["data"])
+
+
+def test_commas_of_the_lines_are_told_from_the_separators() -> None:
+    plain_text = PlainText()
+    for lines in (["1", "2"], ["", ""], [""], ["x"], ["a,b", "c"], ["d", "e"], [",", ""]):
+        raw = event(lines, []).to_bytes(lines_json("\n".join(lines)))
+        assert plain_text(raw) == "".join(f"{line}\n" for line in lines).encode()
+    # From the first line with a comma on, the run is rejoined the general way.
+    assert plain_text.commas
