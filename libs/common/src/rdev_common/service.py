@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -28,6 +29,18 @@ def run_async(main: Coroutine[Any, Any, None], *, fast_loop: bool = True) -> Non
             uvloop.run(main)
             return
     asyncio.run(main)
+
+
+def settle_heap() -> None:
+    """Once a service has started: keep what start-up allocated out of garbage collection.
+
+    Everything imported and built at start-up (modules, the app, clients, pydantic
+    schemas) lives as long as the process, yet every full collection walked all of
+    it again: a tenth of the API's CPU under load. Frozen, it is never scanned;
+    only objects made while serving are.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> None:

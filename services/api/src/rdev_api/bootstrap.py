@@ -23,6 +23,7 @@ from rdev_api.settings import ApiSettings
 from rdev_api.webhooks_wiring import webhook_services
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.service import settle_heap
 from rdev_common.streams import ensure_buckets, ensure_streams
 
 log = structlog.get_logger()
@@ -78,6 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.audit_reader = SqlAlchemyAuditReader(sessions)
         app.state.webhooks = webhook_services(js, sessions, utcnow)
+        settle_heap()
         log.info("api started", host=settings.host, port=settings.port)
         try:
             yield

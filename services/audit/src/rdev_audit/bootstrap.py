@@ -19,6 +19,7 @@ from rdev_common import streams
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine
 from rdev_common.health import Check, health_server
+from rdev_common.service import settle_heap
 
 log = structlog.get_logger()
 
@@ -69,6 +70,7 @@ async def run(settings: AuditSettings) -> None:
     tasks = [asyncio.create_task(health.serve())]
     tasks += [asyncio.create_task(loop.run()) for loop in loops]
     log.info("service started", name=SERVICE)
+    settle_heap()
     await stop.wait()
     health.should_exit = True
     for task in tasks:

@@ -14,6 +14,7 @@ from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.events import Priority
 from rdev_common.health import health_server
 from rdev_common.metrics import poll_consumers
+from rdev_common.service import settle_heap
 from rdev_common.streams import (
     ensure_buckets,
     ensure_consumer,
@@ -138,6 +139,7 @@ async def serve(settings: ExecutorSettings) -> None:
     log.info(
         "executor started", name=settings.executor_name, concurrency=settings.executor_concurrency
     )
+    settle_heap()
     await stop.wait()
     log.info("executor stopping")
     await loop.stop(grace_s=settings.kill_grace_s)
