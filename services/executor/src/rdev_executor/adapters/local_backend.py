@@ -18,9 +18,9 @@ READ_SIZE = 256 * 1024
 # instead of stopping every 64 KiB, and each read takes up to READ_SIZE at once.
 # For `seq 1 5000000` this halved the executor's CPU time.
 PIPE_SIZE = 1024 * 1024
-# Chunks read but not yet published; past this the pipes fill and the command
-# waits, so a fast writer never grows the executor's memory.
-QUEUE_CHUNKS = 32
+# Chunks read but not yet published (2 MiB at most); past this the pipes fill and
+# the command waits, so a fast writer never grows the executor's memory.
+QUEUE_CHUNKS = 8
 HIDDEN_ENV_PREFIXES = ("RDEV_", "OTEL_", "NATS_")
 
 
