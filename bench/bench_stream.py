@@ -219,10 +219,19 @@ def rdev_figures(report: Report, args: argparse.Namespace) -> None:
                 seconds = sse_to_sseclient(system, project, n)
                 report.add(f"SSE → sseclient-py, seq 1 {n:,}", "wall (call → return)", seconds, "s")
                 report.add("", "lines/s", n / seconds, "lines/s")
-        follow, replay = output_follow(system, client, project, big)
-        report.add(f"/output?follow=true, seq 1 {big:,}", "wall (POST → exit)", follow.seconds, "s")
+        # Median of three, as for ssh: one run of half a second moves with the machine.
+        runs = sorted((output_follow(system, client, project, big) for _ in range(3)), key=_wall)
+        follow, replay = runs[1]
+        each = " / ".join(f"{run.seconds:.3f}" for run, _ in runs)
+        report.add(
+            f"/output?follow=true, seq 1 {big:,}", "wall, median of 3", follow.seconds, "s", each
+        )
         report.add("", "MB/s", follow.bytes / 1e6 / follow.seconds, "MB/s", "design ≥ ssh / 2")
         report.add("", "replay of the finished run", follow.bytes / 1e6 / replay.seconds, "MB/s")
+
+
+def _wall(runs: tuple[Delivery, Delivery]) -> float:
+    return runs[0].seconds
 
 
 def reference_figures(report: Report, n: int) -> None:
