@@ -20,9 +20,10 @@ from rdev_common.db.tables import (
     WebhookRow,
 )
 from rdev_common.events import CloudEvent
+from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
-from rdev_webhooks.domain.model import AttemptResult, NewDelivery
+from rdev_webhooks.domain.model import AttemptResult, Delivery, NewDelivery
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -62,6 +63,21 @@ async def store(
     if sqlite_threads is not None:
         await sqlite_threads.aclose()
     await engine.dispose()
+
+
+def _event(delivery: Delivery, n: int, result: AttemptResult) -> DeliveryAttempted:
+    outcome = "succeeded" if result.succeeded else "failed"
+    return DeliveryAttempted(
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        event_kind=delivery.event_type,
+        attempt=n,
+        outcome=outcome,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=result.error,
+    )
 
 
 def _delivery(n: int = 1) -> NewDelivery:
@@ -119,7 +135,9 @@ async def test_each_attempt_has_one_owner_and_a_crash_closes_it(
     claim = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
     assert claim is not None and claim.attempt == 2 and claim.interrupted == [1]
     result = AttemptResult(status_code=200, duration_ms=3)
-    recorded = await store.record(claim.delivery, 2, result, None, later, 3600)
+    recorded = await store.record(
+        claim.delivery, 2, result, None, later, 3600, event=_event(claim.delivery, 2, result)
+    )
     assert recorded.disabled_reason is None
     assert await store.claim("msg_1", later + timedelta(hours=1), later, 3) is None
 
@@ -143,12 +161,16 @@ async def test_410_disables_at_once_and_a_long_failure_streak_disables(
     failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
     c1 = await store.claim("msg_1", T0, T0, 5)
     assert c1 is not None
-    first = await store.record(c1.delivery, 1, failed, T0, T0, disable_after_s=60)
+    first = await store.record(
+        c1.delivery, 1, failed, T0, T0, disable_after_s=60, event=_event(c1.delivery, 1, failed)
+    )
     assert first.disabled_reason is None
     late = T0 + timedelta(seconds=61)
     c1 = await store.claim("msg_1", late, late, 5)
     assert c1 is not None
-    second = await store.record(c1.delivery, 2, failed, late, late, disable_after_s=60)
+    second = await store.record(
+        c1.delivery, 2, failed, late, late, disable_after_s=60, event=_event(c1.delivery, 2, failed)
+    )
     assert second.disabled_reason is not None and "failing continuously" in second.disabled_reason
     # Disabled: the next claim finishes the delivery instead of sending.
     assert await store.claim("msg_2", late, late, 5) is None
@@ -160,7 +182,15 @@ async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:
     claim = await store.claim("msg_1", T0, T0, 5)
     assert claim is not None
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
-    recorded = await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=1e9)
+    recorded = await store.record(
+        claim.delivery,
+        1,
+        gone,
+        None,
+        T0,
+        disable_after_s=1e9,
+        event=_event(claim.delivery, 1, gone),
+    )
     assert recorded.disabled_reason == "the endpoint answered 410 Gone"
 
 
@@ -171,13 +201,23 @@ async def test_disabling_writes_its_event_to_the_outbox_in_the_same_transaction(
     failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
     claim = await store.claim("msg_1", T0, T0, 5)
     assert claim is not None
-    await store.record(claim.delivery, 1, failed, T0, T0, disable_after_s=60)
-    assert await _outbox(store) == [], "a failure that does not disable announces nothing"
+    await store.record(
+        claim.delivery,
+        1,
+        failed,
+        T0,
+        T0,
+        disable_after_s=60,
+        event=_event(claim.delivery, 1, failed),
+    )
+    assert await _outbox(store, "disabled") == [], "a failure that does not disable it"
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
     claim = await store.claim("msg_2", T0, T0, 5)
     assert claim is not None
-    await store.record(claim.delivery, 1, gone, None, T0, disable_after_s=60)
-    [row] = await _outbox(store)
+    await store.record(
+        claim.delivery, 1, gone, None, T0, disable_after_s=60, event=_event(claim.delivery, 1, gone)
+    )
+    [row] = await _outbox(store, "disabled")
     assert row.subject == "rdev.webhooks.w1.disabled" and row.sent_at is None
     event = CloudEvent.from_bytes(row.payload.encode())
     assert (event.id, event.type, event.subject, event.project) == (
@@ -193,9 +233,41 @@ async def test_disabling_writes_its_event_to_the_outbox_in_the_same_transaction(
     }
 
 
-async def _outbox(store: SqlAlchemyDeliveryStore) -> list[WebhookOutboxRow]:
+async def _outbox(store: SqlAlchemyDeliveryStore, kind: str) -> list[WebhookOutboxRow]:
+    """The outbox rows of one kind of event, oldest first."""
+    query = select(WebhookOutboxRow).where(WebhookOutboxRow.subject.endswith(f".{kind}"))
     async with store.sessions() as s:
-        return list(await s.scalars(select(WebhookOutboxRow)))
+        return list(
+            await s.scalars(query.order_by(WebhookOutboxRow.created_at, WebhookOutboxRow.id))
+        )
+
+
+async def test_every_attempt_writes_its_event_with_its_record(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    """The result and its event in one transaction, the interrupted attempt's event with
+    the claim that closes it: the stream of attempt events says what the table says."""
+    await store.add_deliveries([_delivery()])
+    first = await store.claim("msg_1", T0, T0 + timedelta(seconds=1), 3)
+    assert first is not None
+    assert await _outbox(store, "attempt") == [], "nothing is said of an attempt on the wire"
+    # Its result never recorded (a crash, a database away): the next claim closes it.
+    later = T0 + timedelta(seconds=2)
+    second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
+    assert second is not None and second.interrupted == [1]
+    ok = AttemptResult(status_code=200, duration_ms=3)
+    await store.record(second.delivery, 2, ok, None, later, 3600, _event(second.delivery, 2, ok))
+    events = [CloudEvent.from_bytes(r.payload.encode()) for r in await _outbox(store, "attempt")]
+    said = [(e.data["attempt"], e.data["outcome"]) for e in events]
+    assert said == [(1, "interrupted"), (2, "succeeded")]
+    assert {e.subject for e in events} == {"w1"}
+    assert events[0].data["delivery_id"] == "msg_1" and events[0].data["event_id"] == "e1"
+    async with store.sessions() as s:
+        attempts = await s.scalars(
+            select(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id == "msg_1")
+        )
+        table = sorted((a.n, a.outcome) for a in attempts)
+    assert table == said
 
 
 async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryStore) -> None:
@@ -204,7 +276,15 @@ async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryS
     assert first is not None and first.endpoint.secrets == ["whsec_AAAA"]
     failed = AttemptResult(status_code=503, duration_ms=1, error="HTTP 503")
     later = T0 + timedelta(seconds=1)
-    await store.record(first.delivery, 1, failed, later, T0, disable_after_s=3600)
+    await store.record(
+        first.delivery,
+        1,
+        failed,
+        later,
+        T0,
+        disable_after_s=3600,
+        event=_event(first.delivery, 1, failed),
+    )
     second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
     assert second is not None and (second.attempt, second.interrupted) == (2, [])
     assert second.delivery.attempts == 2 and second.delivery.event_id == "e1"
@@ -292,8 +372,24 @@ async def test_two_replicas_disabling_one_endpoint_at_once_announce_it_once(
         # Hold the endpoint's row so both records read it enabled and wait at the UPDATE.
         await holder.execute(select(WebhookRow.id).where(WebhookRow.id == "w1").with_for_update())
         both = asyncio.gather(
-            store.record(first.delivery, 1, gone, None, T0, disable_after_s=60),
-            other.record(second.delivery, 1, gone, None, T0, disable_after_s=60),
+            store.record(
+                first.delivery,
+                1,
+                gone,
+                None,
+                T0,
+                disable_after_s=60,
+                event=_event(first.delivery, 1, gone),
+            ),
+            other.record(
+                second.delivery,
+                1,
+                gone,
+                None,
+                T0,
+                disable_after_s=60,
+                event=_event(second.delivery, 1, gone),
+            ),
         )
         waiting = text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -308,4 +404,4 @@ async def test_two_replicas_disabling_one_endpoint_at_once_announce_it_once(
     results = await both
     await engine.dispose()
     assert sorted(r.disabled_reason is not None for r in results) == [False, True]
-    assert len(await _outbox(store)) == 1
+    assert len(await _outbox(store, "disabled")) == 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rdev_common.circuit_breaker import BreakerPolicy, State
-from rdev_common.events import EventData
+from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim, Delivery, Endpoint
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
@@ -59,6 +59,7 @@ class FakeStore:
         next_attempt_at: datetime | None,
         now: datetime,
         disable_after_s: float,
+        event: DeliveryAttempted,
     ) -> Recorded:
         self.results[delivery.id] = result
         return Recorded(disabled_reason=None)
@@ -78,16 +79,10 @@ class FakeSender:
         return AttemptResult(status_code=200, duration_ms=1)
 
 
-class NoEvents:
-    async def publish(self, webhook_id: str, kind: str, event: EventData, msg_id: str) -> None:
-        return None
-
-
 def _dispatcher(store: FakeStore, sender: FakeSender, policy: BreakerPolicy) -> Dispatcher:
     ctx = AttemptContext(
         store,  # type: ignore[arg-type]
         sender,
-        NoEvents(),
         lambda: NOW,
         Policy(RetrySchedule((0, 1, 1)), timeout_s=15, disable_after_s=1e9),
     )

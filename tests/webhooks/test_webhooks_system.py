@@ -7,8 +7,11 @@ The system runs with a fast retry schedule so the faults play out in seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -311,6 +314,63 @@ def test_killed_mid_schedule_the_schedule_continues_without_loss_or_repeat(
         assert history[-1]["outcome"] == "succeeded"
         assert sum(r.status == 200 for r in got if r.webhook_id == d["id"]) == 1
     assert interrupted >= 1, "the kill should have cut at least one attempt short"
+
+
+async def test_a_result_the_database_refused_is_interrupted_in_stream_and_table_alike(
+    system: RdevSystem, receiver: Receiver, client: httpx.Client
+) -> None:
+    """The receiver answers attempt 1 while another writer holds the database: its result
+    cannot be recorded. After the lease the attempt is closed as interrupted and attempt 2
+    goes out; the attempt events on RDEV_WEBHOOKS say exactly what each history says."""
+    system.create_project("wh-dbdown")
+    held = receiver.endpoint("/dbdown", hold_attempt=1)
+    hook = register(client, receiver, "wh-dbdown", "/dbdown")
+    submit(client, "wh-dbdown", "echo db")
+    wait_for(lambda: receiver.arrivals("/dbdown", attempt=1), WAIT, "a first attempt on the wire")
+    refused = "attempt failed"
+    seen = system.log_path.read_text(errors="replace").count(refused)
+    db = sqlite3.connect(system.data_dir / "rdev.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")  # the database away for writers
+    try:
+        held.release.set()
+        wait_for(
+            lambda: system.log_path.read_text(errors="replace").count(refused) > seen,
+            WAIT,
+            "a result the database refused (after its busy timeout)",
+        )
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    found = wait_all_succeeded(client, "wh-dbdown", hook["id"], EVENTS_PER_RUN, timeout=WAIT)
+    tables = {
+        d["id"]: [
+            (a["n"], a["outcome"])
+            for a in delivery(client, "wh-dbdown", hook["id"], d["id"])["history"]
+        ]
+        for d in found
+    }
+    assert any(("interrupted" in dict(h).values()) for h in tables.values()), tables
+    expected = sum(len(h) for h in tables.values())
+    nc = await nats.connect(nats_url(system))
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(f"rdev.webhooks.{hook['id']}.attempt", stream="RDEV_WEBHOOKS")
+        said: dict[str, list[tuple[int, str]]] = {}
+        async with asyncio.timeout(WAIT):
+            while sum(map(len, said.values())) < expected:
+                with contextlib.suppress(TimeoutError):
+                    for msg in await sub.fetch(100, timeout=1):
+                        data = json.loads(msg.data)["data"]
+                        said.setdefault(data["delivery_id"], []).append(
+                            (data["attempt"], data["outcome"])
+                        )
+                        await msg.ack()
+        with contextlib.suppress(TimeoutError):  # and nothing more
+            extra = await sub.fetch(1, timeout=1)
+            assert not extra, [m.data for m in extra]
+    finally:
+        await nc.close()
+    assert said == tables
 
 
 def test_unknown_webhook_and_scope(system: RdevSystem, client: httpx.Client) -> None:

@@ -1,8 +1,8 @@
 """The outbox relay: publishes committed events, then marks them sent.
 
 A service writes an event into its outbox table in the transaction of the change it
-records (the api: admin events for RDEV_ADMIN; webhooks: endpoint state for
-RDEV_WEBHOOKS), so no crash can keep one change without its event. Every replica
+records (the api: admin events for RDEV_ADMIN; webhooks: attempts and endpoint
+state for RDEV_WEBHOOKS), so no crash can keep one change without its event. Every replica
 runs a relay. Rows are claimed inside a transaction that stays open while
 they are published: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets replicas share the work,
 and on SQLite a first UPDATE takes the database's single write lock, so one relay works
@@ -12,6 +12,12 @@ JetStream drops the duplicates (within the stream's de-duplication window).
 
 Sent rows are kept `keep_s` (a day by default) for inspection, then deleted: the
 events themselves live on in their stream and the audit log.
+
+Where a service takes turns for its writes (one SQLite writer), the relay takes the
+same turn (`writes`) instead of meeting the service's writers in SQLite's busy
+handler, which sleeps; `linger_s` gathers a burst of commits (a webhook attempt
+each) into one batch, so the relay takes that turn a few times a second, not once
+per commit.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
@@ -53,8 +60,14 @@ class OutboxRelay:
         batch: int = 100,
         keep_s: float = 86400.0,
         table: type[OutboxColumns] = OutboxRow,
+        writes: contextlib.AbstractAsyncContextManager[Any] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.sessions = sessions
+        # The service's own turn-taking for writes, where it has one (SQLite): a relay
+        # that met the service's writers in SQLite's busy handler would sleep there.
+        self.writes = writes or contextlib.nullcontext()
+        self.linger_s = linger_s
         self.table = table
         self.publish = publish
         self.poll_s = poll_s
@@ -69,11 +82,18 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events; returns how many were sent."""
-        async with self.sessions() as session, session.begin():
+        async with self.writes, self.sessions() as session, session.begin():
             rows = await self._claim(session)
-            for row in rows:
+            for row in rows:  # one at a time: a failed publish stops the batch, in order
                 await self.publish(row.subject, row.payload.encode(), row.id)
-                row.sent_at = datetime.now(UTC)
+            if rows:
+                sent = [row.id for row in rows]
+                await session.execute(
+                    update(self.table)
+                    .where(self.table.id.in_(sent))
+                    .values(sent_at=datetime.now(UTC))
+                    .execution_options(synchronize_session=False)
+                )
         if rows:
             log.info("outbox events published", table=self._name, count=len(rows))
         return len(rows)
@@ -121,4 +141,6 @@ class OutboxRelay:
                 log.warning("outbox relay failed, will retry", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            if self.linger_s:  # let a burst of commits gather into one batch
+                await asyncio.sleep(self.linger_s)
             self._wake.clear()

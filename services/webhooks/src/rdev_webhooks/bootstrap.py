@@ -28,7 +28,6 @@ from rdev_common.streams import (
 from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
-from rdev_webhooks.adapters.nats_publisher import NatsWebhookEventPublisher
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.adapters.sqlite_threads import SqliteThreads, sqlite_file
 from rdev_webhooks.domain.schedule import RetrySchedule
@@ -73,10 +72,14 @@ async def run(settings: WebhooksSettings) -> None:
     )
     schedule = RetrySchedule(settings.retry_delays())
     policy = Policy(schedule, settings.webhooks_timeout_s, settings.webhooks_disable_after_s)
-    relay = OutboxRelay(sessions, nats_publisher(js, WEBHOOKS), table=WebhookOutboxRow)
-    ctx = AttemptContext(
-        store, sender, NatsWebhookEventPublisher(js), utcnow, policy, outbox_written=relay.wake
+    relay = OutboxRelay(
+        sessions,
+        nats_publisher(js, WEBHOOKS),
+        table=WebhookOutboxRow,
+        writes=store.writes,
+        linger_s=0.05,
     )
+    ctx = AttemptContext(store, sender, utcnow, policy, outbox_written=relay.wake)
     breaker = BreakerPolicy(
         failure_threshold=settings.webhooks_breaker_failures,
         cooldown_s=settings.webhooks_breaker_cooldown_s,

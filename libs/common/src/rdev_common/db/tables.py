@@ -169,7 +169,7 @@ class OutboxRow(OutboxColumns, Base):
 
 
 class WebhookOutboxRow(OutboxColumns, Base):
-    """The webhooks service's outbox: endpoint state events, published to RDEV_WEBHOOKS."""
+    """The webhooks service's outbox: attempt and endpoint state events, for RDEV_WEBHOOKS."""
 
     __tablename__ = "webhook_outbox"
 

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 
-from rdev_webhooks.adapters.sqlalchemy_store import endpoint_of
+from rdev_webhooks.adapters.sqlalchemy_attempts import endpoint_of
 from rdev_webhooks.domain.model import Endpoint
 
 BUSY_TIMEOUT_MS = 10_000  # as the services' own connections: wait out a checkpoint

@@ -1,12 +1,14 @@
 """One attempt of one delivery, recorded so a crash neither loses nor repeats it.
 
 Order: claim (attempt n recorded as `sending`, delivery leased) → HTTP request →
-attempt event published (de-duplicated on `<delivery>.<n>`) → result recorded. When
-the result disables the endpoint, `webhook.disabled` is written to the outbox in the
-same transaction, and the outbox relay publishes it.
-A crash after the claim leaves attempt n `sending`; when the lease expires the
-next claim closes it as `interrupted` and moves on to n+1, so attempt n is
-never sent twice and the delivery is never dropped.
+result recorded, with its `webhook.attempt` event (and `webhook.disabled`, when the
+result disables the endpoint) written to the outbox in the same transaction; the
+outbox relay publishes them. The stream of attempt events therefore says what the
+tables say, whatever fails in between.
+A crash after the claim, or a database that refuses the result, leaves attempt n
+`sending`; when the lease expires the next claim closes it as `interrupted` (its
+event written with it) and moves on to n+1, so attempt n is never sent twice and
+the delivery is never dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen
 from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim
 from rdev_webhooks.domain.schedule import RetrySchedule
-from rdev_webhooks.service_layer.ports import Clock, DeliveryStore, EventPublisher, Sender
+from rdev_webhooks.service_layer.ports import Clock, DeliveryStore, Sender
 
 log = structlog.get_logger()
 
@@ -39,32 +41,25 @@ class Policy:
 class AttemptContext:
     store: DeliveryStore
     sender: Sender
-    publisher: EventPublisher
     clock: Clock
     policy: Policy
     outbox_written: Callable[[], None] = lambda: None  # wakes the outbox relay
 
 
 def _attempt_event(
-    claim: Claim, n: int, outcome: str, result: AttemptResult | None, next_in: float | None
+    claim: Claim, outcome: str, result: AttemptResult, next_in: float | None
 ) -> DeliveryAttempted:
     return DeliveryAttempted(
-        webhook_id=claim.endpoint.id,
+        webhook_id=claim.delivery.webhook_id,
         delivery_id=claim.delivery.id,
         event_id=claim.delivery.event_id,
         event_kind=claim.delivery.event_type,
-        attempt=n,
+        attempt=claim.attempt,
         outcome=outcome,  # type: ignore[arg-type]
-        status_code=result.status_code if result else None,
-        duration_ms=result.duration_ms if result else None,
-        error=result.error if result else "the webhooks service stopped during the attempt",
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=result.error,
         next_attempt_in_s=next_in,
-    )
-
-
-async def _publish_attempt(ctx: AttemptContext, claim: Claim, event: DeliveryAttempted) -> None:
-    await ctx.publisher.publish(
-        claim.endpoint.id, "attempt", event, msg_id=f"{claim.delivery.id}.{event.attempt}"
     )
 
 
@@ -81,8 +76,8 @@ async def run_attempt(ctx: AttemptContext, breaker: CircuitBreaker, delivery_id:
     if claim is None:
         breaker.record_cancelled()
         return
-    for n in claim.interrupted:
-        await _publish_attempt(ctx, claim, _attempt_event(claim, n, "interrupted", None, 0.0))
+    if claim.interrupted:  # their events were written with the claim
+        ctx.outbox_written()
     if claim.attempt == 0:  # finished while closing an interrupted attempt
         breaker.record_cancelled()
         return
@@ -100,11 +95,12 @@ async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> N
     if not result.succeeded and not result.gone:
         delay = ctx.policy.schedule.delay_after(claim.attempt, result.retry_after_s)
     outcome = "succeeded" if result.succeeded else "failed"
-    await _publish_attempt(ctx, claim, _attempt_event(claim, claim.attempt, outcome, result, delay))
+    event = _attempt_event(claim, outcome, result, delay)
     next_at = now + timedelta(seconds=delay) if delay is not None else None
     recorded = await ctx.store.record(
-        claim.delivery, claim.attempt, result, next_at, now, ctx.policy.disable_after_s
+        claim.delivery, claim.attempt, result, next_at, now, ctx.policy.disable_after_s, event
     )
+    ctx.outbox_written()
     log.info(
         "webhook attempt",
         webhook_id=claim.endpoint.id,
@@ -118,4 +114,3 @@ async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> N
         log.warning(
             "webhook disabled", webhook_id=claim.endpoint.id, reason=recorded.disabled_reason
         )
-        ctx.outbox_written()

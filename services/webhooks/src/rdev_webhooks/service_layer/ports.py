@@ -1,4 +1,4 @@
-"""Ports of the webhooks service: its tables, the HTTP sender and the event publisher."""
+"""Ports of the webhooks service: its tables (with their outbox) and the HTTP sender."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rdev_common.events import EventData
+from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim, Delivery, Endpoint, NewDelivery
 
 
@@ -40,8 +40,9 @@ class DeliveryStore(Protocol):
         self, delivery_id: str, now: datetime, lease_until: datetime, max_attempts: int
     ) -> Claim | None:
         """Own the next attempt of a due delivery: closes an attempt a crash left
-        `sending` as interrupted, records the new one as `sending`. None when the
-        delivery is not due, is finished, or another worker owns it."""
+        `sending` as interrupted (its `webhook.attempt` event into the outbox),
+        records the new one as `sending`. None when the delivery is not due, is
+        finished, or another worker owns it."""
         ...
 
     async def record(
@@ -52,17 +53,14 @@ class DeliveryStore(Protocol):
         next_attempt_at: datetime | None,
         now: datetime,
         disable_after_s: float,
-    ) -> Recorded: ...
+        event: DeliveryAttempted,
+    ) -> Recorded:
+        """Close the attempt with its result and write `event` to the outbox, at once."""
+        ...
 
 
 class Sender(Protocol):
     async def send(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> AttemptResult: ...
-
-
-class EventPublisher(Protocol):
-    async def publish(self, webhook_id: str, kind: str, event: EventData, msg_id: str) -> None:
-        """Publish on `rdev.webhooks.<webhook_id>.<kind>`, de-duplicated on `msg_id`."""
-        ...
 
 
 class Clock(Protocol):
