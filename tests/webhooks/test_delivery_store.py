@@ -24,6 +24,7 @@ from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.model import AttemptResult, Delivery, NewDelivery
+from rdev_webhooks.service_layer.ports import Recorded
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -78,6 +79,20 @@ def _event(delivery: Delivery, n: int, result: AttemptResult) -> DeliveryAttempt
         duration_ms=result.duration_ms,
         error=result.error,
     )
+
+
+async def _record(
+    store: SqlAlchemyDeliveryStore,
+    delivery: Delivery,
+    n: int,
+    result: AttemptResult,
+    next_attempt_at: datetime | None,
+    now: datetime,
+    disable_after_s: float,
+) -> Recorded:
+    """Record attempt `n` with the event the dispatcher would write with it."""
+    event = _event(delivery, n, result)
+    return await store.record(delivery, n, result, next_attempt_at, now, disable_after_s, event)
 
 
 def _delivery(n: int = 1) -> NewDelivery:
@@ -135,9 +150,7 @@ async def test_each_attempt_has_one_owner_and_a_crash_closes_it(
     claim = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
     assert claim is not None and claim.attempt == 2 and claim.interrupted == [1]
     result = AttemptResult(status_code=200, duration_ms=3)
-    recorded = await store.record(
-        claim.delivery, 2, result, None, later, 3600, event=_event(claim.delivery, 2, result)
-    )
+    recorded = await _record(store, claim.delivery, 2, result, None, later, 3600)
     assert recorded.disabled_reason is None
     assert await store.claim("msg_1", later + timedelta(hours=1), later, 3) is None
 
@@ -161,16 +174,12 @@ async def test_410_disables_at_once_and_a_long_failure_streak_disables(
     failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
     c1 = await store.claim("msg_1", T0, T0, 5)
     assert c1 is not None
-    first = await store.record(
-        c1.delivery, 1, failed, T0, T0, disable_after_s=60, event=_event(c1.delivery, 1, failed)
-    )
+    first = await _record(store, c1.delivery, 1, failed, T0, T0, 60)
     assert first.disabled_reason is None
     late = T0 + timedelta(seconds=61)
     c1 = await store.claim("msg_1", late, late, 5)
     assert c1 is not None
-    second = await store.record(
-        c1.delivery, 2, failed, late, late, disable_after_s=60, event=_event(c1.delivery, 2, failed)
-    )
+    second = await _record(store, c1.delivery, 2, failed, late, late, 60)
     assert second.disabled_reason is not None and "failing continuously" in second.disabled_reason
     # Disabled: the next claim finishes the delivery instead of sending.
     assert await store.claim("msg_2", late, late, 5) is None
@@ -182,15 +191,7 @@ async def test_gone_disables(store: SqlAlchemyDeliveryStore) -> None:
     claim = await store.claim("msg_1", T0, T0, 5)
     assert claim is not None
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
-    recorded = await store.record(
-        claim.delivery,
-        1,
-        gone,
-        None,
-        T0,
-        disable_after_s=1e9,
-        event=_event(claim.delivery, 1, gone),
-    )
+    recorded = await _record(store, claim.delivery, 1, gone, None, T0, 1e9)
     assert recorded.disabled_reason == "the endpoint answered 410 Gone"
 
 
@@ -201,22 +202,12 @@ async def test_disabling_writes_its_event_to_the_outbox_in_the_same_transaction(
     failed = AttemptResult(status_code=500, duration_ms=1, error="HTTP 500")
     claim = await store.claim("msg_1", T0, T0, 5)
     assert claim is not None
-    await store.record(
-        claim.delivery,
-        1,
-        failed,
-        T0,
-        T0,
-        disable_after_s=60,
-        event=_event(claim.delivery, 1, failed),
-    )
+    await _record(store, claim.delivery, 1, failed, T0, T0, 60)
     assert await _outbox(store, "disabled") == [], "a failure that does not disable it"
     gone = AttemptResult(status_code=410, duration_ms=1, error="HTTP 410")
     claim = await store.claim("msg_2", T0, T0, 5)
     assert claim is not None
-    await store.record(
-        claim.delivery, 1, gone, None, T0, disable_after_s=60, event=_event(claim.delivery, 1, gone)
-    )
+    await _record(store, claim.delivery, 1, gone, None, T0, 60)
     [row] = await _outbox(store, "disabled")
     assert row.subject == "rdev.webhooks.w1.disabled" and row.sent_at is None
     event = CloudEvent.from_bytes(row.payload.encode())
@@ -256,7 +247,7 @@ async def test_every_attempt_writes_its_event_with_its_record(
     second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
     assert second is not None and second.interrupted == [1]
     ok = AttemptResult(status_code=200, duration_ms=3)
-    await store.record(second.delivery, 2, ok, None, later, 3600, _event(second.delivery, 2, ok))
+    await _record(store, second.delivery, 2, ok, None, later, 3600)
     events = [CloudEvent.from_bytes(r.payload.encode()) for r in await _outbox(store, "attempt")]
     said = [(e.data["attempt"], e.data["outcome"]) for e in events]
     assert said == [(1, "interrupted"), (2, "succeeded")]
@@ -276,15 +267,7 @@ async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryS
     assert first is not None and first.endpoint.secrets == ["whsec_AAAA"]
     failed = AttemptResult(status_code=503, duration_ms=1, error="HTTP 503")
     later = T0 + timedelta(seconds=1)
-    await store.record(
-        first.delivery,
-        1,
-        failed,
-        later,
-        T0,
-        disable_after_s=3600,
-        event=_event(first.delivery, 1, failed),
-    )
+    await _record(store, first.delivery, 1, failed, later, T0, 3600)
     second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
     assert second is not None and (second.attempt, second.interrupted) == (2, [])
     assert second.delivery.attempts == 2 and second.delivery.event_id == "e1"
@@ -372,24 +355,8 @@ async def test_two_replicas_disabling_one_endpoint_at_once_announce_it_once(
         # Hold the endpoint's row so both records read it enabled and wait at the UPDATE.
         await holder.execute(select(WebhookRow.id).where(WebhookRow.id == "w1").with_for_update())
         both = asyncio.gather(
-            store.record(
-                first.delivery,
-                1,
-                gone,
-                None,
-                T0,
-                disable_after_s=60,
-                event=_event(first.delivery, 1, gone),
-            ),
-            other.record(
-                second.delivery,
-                1,
-                gone,
-                None,
-                T0,
-                disable_after_s=60,
-                event=_event(second.delivery, 1, gone),
-            ),
+            _record(store, first.delivery, 1, gone, None, T0, 60),
+            _record(other, second.delivery, 1, gone, None, T0, 60),
         )
         waiting = text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
