@@ -21,6 +21,7 @@ from rdev_common.db.tables import (
 )
 from rdev_common.events import CloudEvent
 from rdev_common.webhook_events import DeliveryAttempted
+from rdev_webhooks.adapters.sqlalchemy_attempts import attempt_event_id
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
 from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.model import AttemptResult, Delivery, NewDelivery
@@ -259,6 +260,56 @@ async def test_every_attempt_writes_its_event_with_its_record(
         )
         table = sorted((a.n, a.outcome) for a in attempts)
     assert table == said
+
+
+async def test_a_result_after_its_lease_ran_out_changes_nothing(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    """Attempt 1 was closed as interrupted and attempt 2 taken when 1's answer came in:
+    the table keeps what it says, and no second event of attempt 1 is written."""
+    await store.add_deliveries([_delivery()])
+    first = await store.claim("msg_1", T0, T0 + timedelta(seconds=1), 3)
+    assert first is not None
+    later = T0 + timedelta(seconds=2)
+    second = await store.claim("msg_1", later, later + timedelta(seconds=20), 3)
+    assert second is not None and second.interrupted == [1]
+    ok = AttemptResult(status_code=200, duration_ms=3)
+    recorded = await _record(store, first.delivery, 1, ok, None, later, 3600)
+    assert recorded.late and recorded.disabled_reason is None
+    async with store.sessions() as s:
+        attempts = await s.scalars(
+            select(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id == "msg_1")
+        )
+        table = sorted((a.n, a.outcome) for a in attempts)
+        delivery = await s.get(WebhookDeliveryRow, "msg_1")
+    assert table == [(1, "interrupted"), (2, "sending")]
+    assert delivery is not None and delivery.status == "pending"
+    said = [CloudEvent.from_bytes(r.payload.encode()).data for r in await _outbox(store, "attempt")]
+    assert [(e["attempt"], e["outcome"]) for e in said] == [(1, "interrupted")]
+
+
+async def test_two_replicas_closing_one_interrupted_attempt_write_one_event(
+    store: SqlAlchemyDeliveryStore,
+) -> None:
+    """Its last attempt cut short, the delivery is finished by whichever replica claims
+    it first; the other finds the attempt closed and writes nothing."""
+    await store.add_deliveries([_delivery()])
+    assert await store.claim("msg_1", T0, T0 + timedelta(seconds=1), 1) is not None
+    url = store.sessions.kw["bind"].url
+    engine = create_engine(url.render_as_string(hide_password=False))
+    other = SqlAlchemyDeliveryStore(session_factory(engine), url.drivername.startswith("sqlite"))
+    try:
+        after = T0 + timedelta(seconds=2)
+        claims = await asyncio.gather(
+            store.claim("msg_1", after, after, 1), other.claim("msg_1", after, after, 1)
+        )
+    finally:
+        await engine.dispose()
+    assert sorted(c is not None for c in claims) == [False, True], claims
+    [row] = await _outbox(store, "attempt")
+    event = CloudEvent.from_bytes(row.payload.encode())
+    assert (event.data["attempt"], event.data["outcome"]) == (1, "interrupted")
+    assert event.id == attempt_event_id("msg_1", 1)
 
 
 async def test_a_retry_after_a_failure_closes_nothing(store: SqlAlchemyDeliveryStore) -> None:

@@ -10,6 +10,7 @@ disables the endpoint) to the outbox in its transaction.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -120,8 +121,13 @@ _TAKE = update(DELIVERIES).where(
     _d.id == bindparam("key"), _d.attempts == bindparam("seen"), _d.status == PENDING
 )
 _SENDING = insert(ATTEMPTS)
+# Only an attempt still `sending` is closed: a result that arrives after its lease ran
+# out (the attempt closed as interrupted meanwhile, the next one taken) changes nothing,
+# and of two replicas closing the same interrupted attempt only one does.
 _CLOSE_ATTEMPT = update(ATTEMPTS).where(
-    _a.delivery_id == bindparam("key"), _a.n == bindparam("key_n")
+    _a.delivery_id == bindparam("key"),
+    _a.n == bindparam("key_n"),
+    _a.outcome == Outcome.SENDING.value,
 )
 _FINISH_DELIVERY = update(DELIVERIES).where(_d.id == bindparam("key"))
 _HEALTH = select(_h.project, _h.failing_since, _h.enabled).where(_h.id == bindparam("key"))
@@ -189,7 +195,9 @@ def record(
         last_error=result.error,
         updated_at=now,
     )
-    conn.execute(_CLOSE_ATTEMPT, closed)
+    if conn.execute(_CLOSE_ATTEMPT, closed).rowcount != 1:
+        conn.rollback()
+        return Recorded(disabled_reason=None, late=True)
     conn.execute(_FINISH_DELIVERY, after)
     _to_outbox(conn, event, event.webhook_id, None, "attempt", now)
     reason = _track_health(conn, delivery.webhook_id, result, now, disable_after_s)
@@ -224,16 +232,15 @@ def _close_interrupted(
     or a database that refused its result): closed, and its event written."""
     if row.attempts == 0 or row.last_outcome != Outcome.SENDING.value:
         return []
-    conn.execute(
-        _CLOSE_ATTEMPT,
-        dict(
-            key=delivery_id,
-            key_n=row.attempts,
-            outcome=Outcome.INTERRUPTED.value,
-            error=INTERRUPTED,
-            finished_at=now,
-        ),
+    closed = dict(
+        key=delivery_id,
+        key_n=row.attempts,
+        outcome=Outcome.INTERRUPTED.value,
+        error=INTERRUPTED,
+        finished_at=now,
     )
+    if conn.execute(_CLOSE_ATTEMPT, closed).rowcount != 1:
+        return []  # closed meanwhile by another replica, with its event
     event = DeliveryAttempted(
         webhook_id=row.webhook_id,
         delivery_id=delivery_id,
@@ -309,6 +316,12 @@ def _track_health(
     return None
 
 
+def attempt_event_id(delivery_id: str, n: int) -> str:
+    """The one id an attempt's event can have: the outbox's key and the stream's
+    de-duplication refuse a second event of the same attempt."""
+    return str(uuid.uuid5(uuid.UUID(int=0), f"webhook-attempt.{delivery_id}.{n}"))
+
+
 def _to_outbox(
     conn: Connection,
     event: EventData,
@@ -320,6 +333,10 @@ def _to_outbox(
     """An event of the change, into the outbox in the change's transaction: the relay
     publishes it, so the stream and the tables never disagree and no crash loses it."""
     envelope = CloudEvent.wrap(event, source=SOURCE, subject=webhook_id, project=project)
+    if isinstance(event, DeliveryAttempted):
+        envelope = envelope.model_copy(
+            update={"id": attempt_event_id(event.delivery_id, event.attempt)}
+        )
     row = {
         "id": envelope.id,
         "subject": subjects.webhook(webhook_id, kind),

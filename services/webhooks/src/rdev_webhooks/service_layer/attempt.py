@@ -100,6 +100,14 @@ async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> N
     recorded = await ctx.store.record(
         claim.delivery, claim.attempt, result, next_at, now, ctx.policy.disable_after_s, event
     )
+    if recorded.late:
+        log.warning(
+            "attempt result came after its lease ran out; the attempt stays interrupted",
+            webhook_id=claim.endpoint.id,
+            delivery_id=claim.delivery.id,
+            attempt=claim.attempt,
+        )
+        return
     ctx.outbox_written()
     log.info(
         "webhook attempt",

@@ -16,6 +16,9 @@ class Recorded:
     """What recording an attempt changed."""
 
     disabled_reason: str | None  # set when this attempt disabled the endpoint
+    # The attempt was no longer `sending` (its lease ran out and it was closed as
+    # interrupted): nothing was recorded.
+    late: bool = False
 
 
 class DeliveryStore(Protocol):
