@@ -79,6 +79,24 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
     assert events[-1].data["exit_code"] == 128 + signal.SIGKILL
 
 
+def test_a_background_child_holding_the_output_is_killed_2_s_after_the_shell_exits(
+    system: RdevSystem, project: str, tmp_path: Path
+) -> None:
+    """As docs/architecture.md says: the run ends with the shell's exit code, and the
+    group (the child keeping stdout open) is killed after the 2 s output grace."""
+    pid_file = tmp_path / "child"
+    with system.client() as client:
+        cid = submit(client, project, f"sleep 300 & echo $! > {pid_file}; echo started; exit 3")
+        _, events = read_events(client, events_url(project, cid), timeout=30)
+    assert [e.data["line"] for e in events if e.event == "output"] == ["started"]
+    done = events[-1]
+    assert done.event == "complete"
+    assert (done.data["exit_code"], done.data["reason"]) == (3, "exited")
+    assert done.data["duration_ms"] < 20_000  # not the child's 300 s
+    child = int(pid_file.read_text())
+    wait_for(lambda: not alive(child), 10, "the background child was left running")
+
+
 def test_timeout_ends_with_124(system: RdevSystem, project: str) -> None:
     with system.client() as client:
         cid = submit(client, project, "echo before; sleep 60", timeout_s=1)

@@ -43,6 +43,12 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def unsettle_heap() -> None:
+    """At shutdown: make the frozen heap collectable again (a process that starts the
+    service again, as tests do, would otherwise keep every earlier one for ever)."""
+    gc.unfreeze()
+
+
 async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> None:
     """Cancel `tasks` and wait for them at most `timeout_s`: shutdown never hangs on one."""
     for task in tasks:

@@ -23,7 +23,7 @@ from rdev_api.settings import ApiSettings
 from rdev_api.webhooks_wiring import webhook_services
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine, session_factory
-from rdev_common.service import settle_heap
+from rdev_common.service import settle_heap, unsettle_heap
 from rdev_common.streams import ensure_buckets, ensure_streams
 
 log = structlog.get_logger()
@@ -84,6 +84,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            unsettle_heap()
             await identity.close()
             await nc.drain()
             await engine.dispose()

@@ -19,7 +19,7 @@ from rdev_common import streams
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine
 from rdev_common.health import Check, health_server
-from rdev_common.service import settle_heap
+from rdev_common.service import settle_heap, unsettle_heap
 
 log = structlog.get_logger()
 
@@ -72,6 +72,7 @@ async def run(settings: AuditSettings) -> None:
     log.info("service started", name=SERVICE)
     settle_heap()
     await stop.wait()
+    unsettle_heap()
     health.should_exit = True
     for task in tasks:
         task.cancel()

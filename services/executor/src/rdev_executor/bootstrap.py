@@ -14,7 +14,7 @@ from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.events import Priority
 from rdev_common.health import health_server
 from rdev_common.metrics import poll_consumers
-from rdev_common.service import settle_heap
+from rdev_common.service import settle_heap, unsettle_heap
 from rdev_common.streams import (
     ensure_buckets,
     ensure_consumer,
@@ -42,7 +42,7 @@ def make_backend(settings: ExecutorSettings) -> Backend:
     kubernetes = None
     if settings.executor_backend == "kubernetes":
         kubernetes = make_kubernetes_backend(settings)
-    return RoutingBackend(LocalBackend(), kubernetes)
+    return RoutingBackend(LocalBackend(settings.executor_concurrency), kubernetes)
 
 
 def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
@@ -141,6 +141,7 @@ async def serve(settings: ExecutorSettings) -> None:
     )
     settle_heap()
     await stop.wait()
+    unsettle_heap()
     log.info("executor stopping")
     await loop.stop(grace_s=settings.kill_grace_s)
     health.should_exit = True

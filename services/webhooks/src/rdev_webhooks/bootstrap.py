@@ -17,7 +17,7 @@ from rdev_common.db.tables import WebhookOutboxRow
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
 from rdev_common.outbox import OutboxRelay, nats_publisher
-from rdev_common.service import bounded, cancel_all, settle_heap
+from rdev_common.service import bounded, cancel_all, settle_heap, unsettle_heap
 from rdev_common.streams import (
     WEBHOOKS,
     admin_consumer,
@@ -129,6 +129,7 @@ async def run(settings: WebhooksSettings) -> None:
     log.info("service started", name="webhooks", schedule=list(schedule.delays))
     settle_heap()
     await stop.wait()
+    unsettle_heap()
     health.should_exit = True
     await cancel_all(tasks)
     await bounded(sender.aclose(), "close http client")

@@ -13,13 +13,18 @@ from rdev_common.events import CommandRequested
 from rdev_executor.service_layer.ports import Chunk
 
 READ_SIZE = 256 * 1024
-# Pipes of 1 MiB (Linux's limit for an unprivileged process, the default being
-# 64 KiB): a fast writer runs ahead while the executor publishes what it read,
-# instead of stopping every 64 KiB, and each read takes up to READ_SIZE at once.
-# For `seq 1 5000000` this halved the executor's CPU time.
-PIPE_SIZE = 1024 * 1024
-# Chunks read but not yet published (2 MiB at most); past this the pipes fill and
-# the command waits, so a fast writer never grows the executor's memory.
+# stdout is a pipe of up to 1 MiB (Linux's limit for an unprivileged process; the
+# default is 64 KiB): a fast writer runs ahead while the executor publishes what it
+# read, and each read takes up to READ_SIZE at once. In alternating runs of
+# `seq 1 5000000` this cut the executor's CPU by about a quarter. Pipe buffers count
+# against the user's allowance (fs.pipe-user-pages-soft, 64 MiB by default): past it
+# the kernel makes every new pipe of the user tiny, the commands' own pipelines
+# included, so the executor keeps its runs' pipes to a quarter of it.
+MAX_PIPE_SIZE = 1024 * 1024
+DEFAULT_PIPE_SIZE = 64 * 1024
+# Chunks read but not yet published; past this (and the stream reader's own buffer
+# of twice READ_SIZE) the pipe fills and the command waits: ≈ 2.75 MiB read ahead per
+# stream at most, so a fast writer never grows the executor's memory.
 QUEUE_CHUNKS = 8
 HIDDEN_ENV_PREFIXES = ("RDEV_", "OTEL_", "NATS_")
 
@@ -68,9 +73,10 @@ class LocalProcess:
 
 
 class LocalBackend:
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int = 1) -> None:
         # The executor's own environment does not change while it runs.
         self.env = base_env()
+        self.pipe_size = pipe_size_for(concurrency)
 
     async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> LocalProcess:
         if not request.workdir or not os.path.isdir(request.workdir):  # noqa: ASYNC240
@@ -79,8 +85,21 @@ class LocalBackend:
         if not os.path.isdir(cwd):  # noqa: ASYNC240
             raise FileNotFoundError(f"cwd {request.cwd!r} does not exist in the workspace")
         env = {**self.env, **request.env, **extra_env}
-        (out_r, out_w), (err_r, err_w) = _pipe(), _pipe()
+        # Both readers are set up before the spawn: once the command runs, nothing is
+        # left to fail or be cancelled that would leave it running with no handle.
+        owned: list[int] = []  # descriptors still to close here
+        transports: list[asyncio.BaseTransport] = []
+        readers: list[asyncio.StreamReader] = []
         try:
+            out_r, out_w = _pipe(self.pipe_size)
+            owned += (out_r, out_w)
+            err_r, err_w = _pipe(DEFAULT_PIPE_SIZE)
+            owned += (err_r, err_w)
+            for fd in (out_r, err_r):
+                owned.remove(fd)  # the reader owns it from here, failing or not
+                reader, transport = await _reader(fd)
+                readers.append(reader)
+                transports.append(transport)
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh",
                 "-c",
@@ -93,31 +112,52 @@ class LocalBackend:
                 start_new_session=True,
             )
         except BaseException:
-            for fd in (out_r, err_r):
-                os.close(fd)
+            for transport in transports:
+                transport.close()
             raise
         finally:
-            for fd in (out_w, err_w):  # the child's ends: EOF comes when the child closes them
+            # The child's ends (EOF comes when the child and its children close theirs).
+            for fd in owned:
                 os.close(fd)
-        return LocalProcess(proc, await _reader(out_r), await _reader(err_r))
+        return LocalProcess(proc, *readers)
 
 
-def _pipe() -> tuple[int, int]:
-    """A pipe (non-inheritable ends) of PIPE_SIZE, or of the default size where refused."""
+def pipe_size_for(concurrency: int, allowance: int | None = None) -> int:
+    """The stdout pipe size: up to 1 MiB, within a quarter of the user's pipe allowance
+    (in bytes; read from the kernel when not given) for `concurrency` runs at once."""
+    if allowance is None:
+        try:
+            with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+                allowance = int(f.read()) * 4096
+        except (OSError, ValueError):
+            allowance = 0
+    if not allowance:  # no limit
+        return MAX_PIPE_SIZE
+    size = MAX_PIPE_SIZE
+    while size > DEFAULT_PIPE_SIZE and size * max(concurrency, 1) > allowance // 4:
+        size //= 2
+    return size
+
+
+def _pipe(size: int) -> tuple[int, int]:
+    """A pipe (non-inheritable ends) of `size`, or of the default size where refused."""
     read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError):  # over the user's total pipe allowance
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    if size > DEFAULT_PIPE_SIZE:
+        with contextlib.suppress(OSError):  # over the user's total pipe allowance
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, size)
     return read_end, write_end
 
 
-async def _reader(fd: int) -> asyncio.StreamReader:
-    """A stream reader on the read end `fd`, which it owns (and closes at EOF)."""
+async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream reader on the read end `fd`, which it owns (closed at EOF or on failure)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
     pipe = os.fdopen(fd, "rb", buffering=0)
     try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+        )
     except BaseException:
         pipe.close()
         raise
-    return reader
+    return reader, transport
