@@ -39,6 +39,7 @@ log = structlog.get_logger()
 
 Publish = Callable[[str, bytes, str], Awaitable[None]]
 PRUNE_EVERY_S = 600.0
+MAX_BACKOFF_S = 8.0
 
 
 def nats_publisher(js: JetStreamContext, stream: str, timeout_s: float = 5.0) -> Publish:
@@ -101,7 +102,7 @@ class OutboxRelay:
     async def prune(self, now: datetime | None = None) -> int:
         """Delete the rows sent more than `keep_s` before `now`; returns how many."""
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.keep_s)
-        async with self.sessions() as session, session.begin():
+        async with self.writes, self.sessions() as session, session.begin():
             result = await session.execute(delete(self.table).where(self.table.sent_at < cutoff))
         pruned = int(getattr(result, "rowcount", 0) or 0)
         if pruned:
@@ -119,7 +120,15 @@ class OutboxRelay:
         if session.get_bind().dialect.name == "sqlite":
             if await session.scalar(select(row.id).where(unsent).limit(1)) is None:
                 return []
-            await session.execute(update(row).where(unsent).values(attempts=row.attempts + 1))
+            # The UPDATE takes the write lock; only the batch's rows are touched, so a
+            # backlog does not make every pass cost more.
+            oldest = select(row.id).where(unsent).order_by(row.created_at, row.id)
+            await session.execute(
+                update(row)
+                .where(row.id.in_(oldest.limit(self.batch).scalar_subquery()))
+                .values(attempts=row.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
             return list(await session.scalars(query.limit(self.batch)))
         query = query.limit(self.batch).with_for_update(skip_locked=True)
         return list(await session.scalars(query))
@@ -128,6 +137,7 @@ class OutboxRelay:
         """Relay until cancelled: at once when woken, otherwise every `poll_s`; prune
         sent rows every few minutes."""
         loop = asyncio.get_running_loop()
+        failures = 0
         while True:
             try:
                 while await self.relay_once() == self.batch:
@@ -135,12 +145,17 @@ class OutboxRelay:
                 if loop.time() >= self._prune_at:
                     self._prune_at = loop.time() + PRUNE_EVERY_S
                     await self.prune()
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                failures += 1
                 log.warning("outbox relay failed, will retry", error=type(exc).__name__)
+            # After failures (the broker away), back off: a pass that fails holds the
+            # service's write turn until its publish times out.
+            wait_s = min(self.poll_s * 2**failures, MAX_BACKOFF_S) if failures else self.poll_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), wait_s)
             if self.linger_s:  # let a burst of commits gather into one batch
                 await asyncio.sleep(self.linger_s)
             self._wake.clear()

@@ -78,6 +78,9 @@ async def run(settings: WebhooksSettings) -> None:
         table=WebhookOutboxRow,
         writes=store.writes,
         linger_s=0.05,
+        # Every attempt writes a row, and the attempts table and the stream hold the
+        # same: an hour is enough to look into a relay that fell behind.
+        keep_s=3600.0,
     )
     ctx = AttemptContext(store, sender, utcnow, policy, outbox_written=relay.wake)
     breaker = BreakerPolicy(
