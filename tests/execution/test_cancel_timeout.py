@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -95,6 +96,26 @@ def test_a_background_child_holding_the_output_is_killed_2_s_after_the_shell_exi
     assert done.data["duration_ms"] < 20_000  # not the child's 300 s
     child = int(pid_file.read_text())
     wait_for(lambda: not alive(child), 10, "the background child was left running")
+
+
+def test_output_held_by_a_process_outside_the_group_does_not_hold_the_run(
+    system: RdevSystem, project: str, tmp_path: Path
+) -> None:
+    """A child that left the group with setsid survives the group kill and keeps stdout
+    open: 2 s after the kill rdev stops reading, and the run ends."""
+    pid_file = tmp_path / "escaped"
+    try:
+        with system.client() as client:
+            cid = submit(client, project, f"setsid sleep 300 & echo $! > {pid_file}; echo out")
+            _, events = read_events(client, events_url(project, cid), timeout=30)
+        assert [e.data["line"] for e in events if e.event == "output"] == ["out"]
+        done = events[-1]
+        assert done.event == "complete"
+        assert (done.data["exit_code"], done.data["reason"]) == (0, "exited")
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def test_timeout_ends_with_124(system: RdevSystem, project: str) -> None:

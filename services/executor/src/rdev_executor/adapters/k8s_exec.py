@@ -137,6 +137,9 @@ class KubernetesProcess:
             raise ProcessLost(f"lost the command in workspace pod {self.pod}: {message}")
         return code
 
+    def close(self) -> None:
+        self._reader.cancel()  # it closes the websocket and ends the output
+
     def signal_group(self, signum: int) -> None:
         task = asyncio.create_task(self._signal(signum))
         self._kills.add(task)

@@ -40,8 +40,10 @@ class LocalProcess:
         proc: asyncio.subprocess.Process,
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
+        transports: list[asyncio.BaseTransport],
     ) -> None:
         self.proc = proc
+        self._transports = transports
         self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue(QUEUE_CHUNKS)
         self._readers = [
             asyncio.create_task(self._read("stdout", stdout)),
@@ -66,6 +68,10 @@ class LocalProcess:
 
     async def wait(self) -> int:
         return await self.proc.wait()
+
+    def close(self) -> None:
+        for transport in self._transports:  # each reader then sees the end of its pipe
+            transport.close()
 
     def signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -119,7 +125,8 @@ class LocalBackend:
             # The child's ends (EOF comes when the child and its children close theirs).
             for fd in owned:
                 os.close(fd)
-        return LocalProcess(proc, *readers)
+        stdout, stderr = readers
+        return LocalProcess(proc, stdout, stderr, transports)
 
 
 def pipe_size_for(concurrency: int, allowance: int | None = None) -> int:

@@ -260,7 +260,14 @@ class Runner:
                 await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
             except TimeoutError:
                 process.signal_group(signal.SIGKILL)
-                await pump
+                try:
+                    await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
+                except TimeoutError:
+                    # Held open by a process outside the group (it left with setsid):
+                    # stop reading, or the run would never end.
+                    log.warning("output still open after the kill", command_id=req.command_id)
+                    process.close()
+                    await pump
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
