@@ -151,11 +151,14 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 log.warning("outbox relay failed, will retry", error=type(exc).__name__)
-            # After failures (the broker away), back off: a pass that fails holds the
-            # service's write turn until its publish times out.
-            wait_s = min(self.poll_s * 2**failures, MAX_BACKOFF_S) if failures else self.poll_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait_s)
+            if failures:
+                # The broker away: back off, deaf to wake-ups (a commit a second would
+                # otherwise retry at once), since a pass that fails holds the service's
+                # write turn until its publish times out.
+                await asyncio.sleep(min(self.poll_s * 2**failures, MAX_BACKOFF_S))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
             if self.linger_s:  # let a burst of commits gather into one batch
                 await asyncio.sleep(self.linger_s)
             self._wake.clear()

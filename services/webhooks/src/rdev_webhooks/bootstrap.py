@@ -74,7 +74,8 @@ async def run(settings: WebhooksSettings) -> None:
     policy = Policy(schedule, settings.webhooks_timeout_s, settings.webhooks_disable_after_s)
     relay = OutboxRelay(
         sessions,
-        nats_publisher(js, WEBHOOKS),
+        # Short: a publish waiting on an absent broker holds the store's write turn.
+        nats_publisher(js, WEBHOOKS, timeout_s=1.0),
         table=WebhookOutboxRow,
         writes=store.writes,
         linger_s=0.05,

@@ -35,7 +35,7 @@ class Process(Protocol):
     def signal_group(self, signum: int) -> None: ...
 
     def close(self) -> None:
-        """Stop reading output: `output()` ends at once, anything unread is dropped."""
+        """Stop reading output: `output()` ends after what was already read."""
         ...
 
 

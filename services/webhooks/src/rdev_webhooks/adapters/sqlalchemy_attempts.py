@@ -26,7 +26,7 @@ from rdev_common.db.tables import (
     WebhookOutboxRow,
     WebhookRow,
 )
-from rdev_common.events import CloudEvent, EventData
+from rdev_common.events import CloudEvent
 from rdev_common.webhook_events import SOURCE, DeliveryAttempted, WebhookDisabled
 from rdev_webhooks.domain.model import (
     AttemptResult,
@@ -199,7 +199,7 @@ def record(
         conn.rollback()
         return Recorded(disabled_reason=None, late=True)
     conn.execute(_FINISH_DELIVERY, after)
-    _to_outbox(conn, event, event.webhook_id, None, "attempt", now)
+    _to_outbox(conn, event, now)
     reason = _track_health(conn, delivery.webhook_id, result, now, disable_after_s)
     conn.commit()
     return Recorded(disabled_reason=reason)
@@ -251,7 +251,7 @@ def _close_interrupted(
         error=INTERRUPTED,
         next_attempt_in_s=0.0,
     )
-    _to_outbox(conn, event, row.webhook_id, None, "attempt", now)
+    _to_outbox(conn, event, now)
     return [row.attempts]
 
 
@@ -309,7 +309,7 @@ def _track_health(
         if conn.execute(_DISABLE_HOOK, {"key": webhook_id, **changes}).rowcount != 1:
             return None  # disabled meanwhile, and announced, by another replica
         event = WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=reason)
-        _to_outbox(conn, event, webhook_id, hook.project, "disabled", now)
+        _to_outbox(conn, event, now)
         return reason
     if changes:
         conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
@@ -322,24 +322,19 @@ def attempt_event_id(delivery_id: str, n: int) -> str:
     return str(uuid.uuid5(uuid.UUID(int=0), f"webhook-attempt.{delivery_id}.{n}"))
 
 
-def _to_outbox(
-    conn: Connection,
-    event: EventData,
-    webhook_id: str,
-    project: str | None,
-    kind: str,
-    now: datetime,
-) -> None:
+def _to_outbox(conn: Connection, event: DeliveryAttempted | WebhookDisabled, now: datetime) -> None:
     """An event of the change, into the outbox in the change's transaction: the relay
-    publishes it, so the stream and the tables never disagree and no crash loses it."""
-    envelope = CloudEvent.wrap(event, source=SOURCE, subject=webhook_id, project=project)
+    publishes it on `rdev.webhooks.<webhook id>.<kind>`, so the stream and the tables
+    never disagree and no crash loses it."""
+    project = event.project if isinstance(event, WebhookDisabled) else None
+    envelope = CloudEvent.wrap(event, source=SOURCE, subject=event.webhook_id, project=project)
     if isinstance(event, DeliveryAttempted):
         envelope = envelope.model_copy(
             update={"id": attempt_event_id(event.delivery_id, event.attempt)}
         )
     row = {
         "id": envelope.id,
-        "subject": subjects.webhook(webhook_id, kind),
+        "subject": subjects.webhook(event.webhook_id, event.kind.rsplit(".", 1)[1]),
         "payload": envelope.to_bytes().decode(),
         "created_at": now,
         "attempts": 0,
