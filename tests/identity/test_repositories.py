@@ -3,6 +3,8 @@ and PostgreSQL; the outbox relay against both databases."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -202,3 +204,52 @@ async def test_sent_rows_are_pruned_after_the_keep_time_unsent_ones_never(sessio
     async with sessions() as session:
         left = list(await session.scalars(select(OutboxRow)))
     assert [(r.id, r.sent_at) for r in left] == [(ids[2], None)]
+
+
+async def test_a_pass_claims_only_its_batch_not_the_backlog(sessions: Any) -> None:
+    ids = await write_events(sessions, 7)
+
+    async def publish(subject: str, payload: bytes, event_id: str) -> None:
+        pass
+
+    assert await OutboxRelay(sessions, publish, batch=3).relay_once() == 3
+    async with sessions() as session:
+        rows = {r.id: r for r in await session.scalars(select(OutboxRow))}
+    assert [rows[i].sent_at is not None for i in ids] == [True] * 3 + [False] * 4
+    # The four left behind were not touched: a backlog does not make each pass cost more.
+    assert [rows[i].attempts for i in ids[3:]] == [0] * 4
+
+
+async def test_a_failing_relay_backs_off_deaf_to_wake_ups_then_catches_up(sessions: Any) -> None:
+    ids = await write_events(sessions, 2)
+    tries: list[str] = []
+    broker_back = False
+    published: list[str] = []
+
+    async def publish(subject: str, payload: bytes, event_id: str) -> None:
+        tries.append(event_id)
+        if not broker_back:
+            raise TimeoutError("broker away")
+        published.append(event_id)
+
+    relay = OutboxRelay(sessions, publish, poll_s=0.05)
+    task = asyncio.create_task(relay.run())
+    try:
+        # A commit every 10 ms wakes the relay; while publishing fails it must not retry
+        # at that pace (each failing pass holds the service's write turn): 0.1, 0.2,
+        # 0.4, 0.8 s apart at most four or five passes fit in 1.5 s, not 150.
+        for _ in range(150):
+            relay.wake()
+            await asyncio.sleep(0.01)
+        assert 1 <= len(tries) <= 6, f"{len(tries)} passes in 1.5 s"
+        broker_back = True
+        for _ in range(600):  # the next pass, within the longest back-off
+            if published == ids:
+                break
+            relay.wake()
+            await asyncio.sleep(0.02)
+        assert published == ids
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
