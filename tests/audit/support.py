@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,19 @@ def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0
     raise AssertionError(f"timed out after {timeout}s: {message}")
 
 
-async def wait_until_async(predicate: Any, timeout: float, message: str) -> Any:
+async def wait_until_async(
+    predicate: Any, timeout: float, message: str | Callable[[], Awaitable[str]]
+) -> Any:
+    """`predicate()`'s first true result; `message` (or what it returns, asked at the
+    timeout, so that it shows the state then) explains a timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = await predicate()
         if result:
             return result
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s: {message}")
+    explained = message if isinstance(message, str) else await message()
+    raise AssertionError(f"timed out after {timeout}s: {explained}")
 
 
 def env_for(nats_url: str, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -284,4 +289,15 @@ async def wait_caught_up(
                 return False
         return True
 
-    await wait_until_async(caught_up, 300, f"projection to catch up: {service.log_tail()}")
+    async def state() -> str:
+        behind = [(s, db.position(s), await stream_last_seq(js, s)) for s in streams]
+        process = getattr(service, "process", None)
+        status = "running" if process is not None and process.poll() is None else "exited"
+        if process is not None and process.returncode is not None:
+            status += f" with {process.returncode}"
+        return (
+            f"projection to catch up; (stream, position, last seq): {behind}; "
+            f"service {status}; its log:\n{service.log_tail()}"
+        )
+
+    await wait_until_async(caught_up, 300, state)
