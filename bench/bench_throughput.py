@@ -98,9 +98,9 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch_completions(system, project, done, ready))
     await asyncio.wait_for(ready.wait(), 30)
-    pids = {name: system.service_pid(name) for name in PROCESSES if name != "benchmark client"}
-    pids["benchmark client"] = os.getpid()
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    pids = {name: system.service_pids(name) for name in PROCESSES if name != "benchmark client"}
+    pids["benchmark client"] = [os.getpid()]
+    cpu0 = {name: cpu_of(each) for name, each in pids.items()}
     t0 = time.perf_counter()
     resets: list[int] = []
     ids = await submit_all(system, project, total, workers, resets)
@@ -114,7 +114,7 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
             raise RuntimeError(f"only {len(set(ids) & done.keys())}/{total} completed in time")
         await asyncio.sleep(0.05)
     t_all = max(done[i] for i in ids) - t0
-    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    cpu = {name: cpu_of(each) - cpu0[name] for name, each in pids.items()}
     watcher.cancel()
     async with httpx.AsyncClient(base_url=system.base_url, headers=system.headers) as c:
         for command_id in ids[:: max(1, total // 20)]:
@@ -128,6 +128,10 @@ async def measure_rdev(system: System, total: int, workers: int) -> dict[str, fl
         "resets": len(resets),
         **{f"cpu_ms_{name}": 1000 * seconds / total for name, seconds in cpu.items()},
     }
+
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(map(cpu_seconds, pids))
 
 
 def sequential_rate(argv: list[str], runs: int) -> float:
@@ -144,11 +148,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", default="8", help="RDEV_EXECUTOR_CONCURRENCY")
     parser.add_argument("--ssh-runs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --commands (median)")
+    parser.add_argument(
+        "--executors", type=int, default=1, help="executor processes (each --concurrency slots)"
+    )
     args = parser.parse_args(argv)
 
     report = Report("throughput", f"sustained throughput of {args.commands:,} `true` commands")
     report.header()
-    with rdev_system(RDEV_EXECUTOR_CONCURRENCY=args.concurrency) as system:
+    with (
+        rdev_system(RDEV_EXECUTOR_CONCURRENCY=args.concurrency) as system,
+        system.more_replicas("executor", args.executors - 1),
+    ):
         rounds = [
             asyncio.run(measure_rdev(system, args.commands, args.workers))
             for _ in range(args.rounds)
@@ -161,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{r['count']} cmds",
         r["count"] / r["completed_s"],
         "cmds/s",
-        f"design ≥ 400; {args.workers} submitters, executor concurrency {args.concurrency}",
+        f"design ≥ 400; {args.workers} submitters, {args.executors} executor process(es) "
+        f"of concurrency {args.concurrency}",
     )
     if len(rounds) > 1:
         each = " / ".join(f"{x['count'] / x['completed_s']:.0f}" for x in rounds)

@@ -33,6 +33,7 @@ class System:
     port: int
     api_key: str
     process: subprocess.Popen[bytes]
+    replicas: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -73,8 +74,52 @@ class System:
                 return int(entry.name)
         raise RuntimeError(f"no {service} process of this system")
 
+    def service_pids(self, service: str) -> list[int]:
+        """`service_pid` and every replica this benchmark added (`more_replicas`)."""
+        return [self.service_pid(service), *(p.pid for p in self.replicas.get(service, []))]
+
+    @contextmanager
+    def more_replicas(self, service: str, count: int, timeout: float = 60) -> Iterator[None]:
+        """`count` more processes of `service` beside the one `rdev up` started, with its
+        environment (another health port each), until the block ends."""
+        env_bytes = Path(f"/proc/{self.service_pid(service)}/environ").read_bytes()
+        env = dict(item.decode().split("=", 1) for item in env_bytes.split(b"\0") if b"=" in item)
+        started = self.replicas.setdefault(service, [])
+        ports = []
+        try:
+            for _ in range(count):
+                port = free_port()
+                ports.append(port)
+                with (self.data_dir / f"{service}-replica.log").open("ab") as log:
+                    started.append(
+                        subprocess.Popen(
+                            [str(BIN / "python"), "-m", f"rdev_{service}"],
+                            env={**env, "RDEV_HEALTH_PORT": str(port)},
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
+            deadline = time.monotonic() + timeout
+            for port in ports:
+                while not _answers(f"http://127.0.0.1:{port}/readyz"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"a {service} replica not ready after {timeout}s")
+                    time.sleep(0.1)
+            yield
+        finally:
+            for process in started:
+                _stop(process)
+            started.clear()
+
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _wait_ready(system: System, timeout: float) -> None:
