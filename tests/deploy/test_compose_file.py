@@ -111,3 +111,12 @@ def test_api_is_published_on_8080(compose: dict[str, Any]) -> None:
     env = api["environment"]
     assert (env["RDEV_HOST"], env["RDEV_PORT"]) == ("0.0.0.0", "8080")
     assert "RDEV_BOOTSTRAP_KEY" in env
+
+
+def test_the_secrets_key_goes_to_the_api_and_executor_only(compose: dict[str, Any]) -> None:
+    holders = {
+        name
+        for name, svc in compose["services"].items()
+        if "RDEV_SECRETS_KEY" in (svc.get("environment") or {})
+    }
+    assert holders == {"api", "executor"}

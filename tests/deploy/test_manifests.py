@@ -27,7 +27,7 @@ K8S_VERSIONS = ("1.30.0", "1.35.0")
 MIN_NATS = (2, 14)  # consumer reset, subject transforms, multiple filter subjects
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
 HEALTH_PORTS = {"api": 8080, "executor": 8081, "webhooks": 8082, "audit": 8083}
-SECRET_SETTINGS = {"RDEV_DATABASE_URL", "RDEV_BOOTSTRAP_KEY"}
+SECRET_SETTINGS = {"RDEV_DATABASE_URL", "RDEV_BOOTSTRAP_KEY", "RDEV_SECRETS_KEY"}
 
 
 def kubernetes_validate() -> Any:
@@ -366,9 +366,19 @@ def test_secret_settings_come_only_from_secrets(manifests: Manifests) -> None:
                     )
 
 
-def test_api_gets_both_secrets(manifests: Manifests) -> None:
+def test_api_gets_every_secret(manifests: Manifests) -> None:
     api = manifests.get("Deployment", "rdev-api")["spec"]["template"]["spec"]
     assert set(env_of(api["containers"][0])) >= SECRET_SETTINGS
+
+
+def test_the_secrets_key_goes_to_the_api_and_executors_only(manifests: Manifests) -> None:
+    holders = {
+        workload["metadata"]["name"]
+        for workload, pod in manifests.workloads()
+        for c in containers(pod)
+        if "RDEV_SECRETS_KEY" in env_of(c)
+    }
+    assert holders == {"rdev-api", "rdev-executor"}
 
 
 def test_prod_renders_no_secret(prod: Manifests) -> None:

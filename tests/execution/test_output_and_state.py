@@ -167,6 +167,34 @@ def test_idempotency_survives_an_api_restart(system: RdevSystem, project: str) -
     assert wait_for(replayed, 60, "the api did not come back") == cid
 
 
+def test_secrets_sealed_under_a_key_the_executor_lacks_fail_the_run_clearly(
+    system: RdevSystem,
+) -> None:
+    import asyncio
+
+    import nats
+
+    from rdev_common.sealing import Sealer, generate_key, seal
+
+    system.create_project("sealed-elsewhere")
+
+    async def store() -> None:
+        nc = await nats.connect(system.env["RDEV_NATS_URL"])
+        kv = await nc.jetstream().key_value("rdev_secrets")
+        value = seal({"DEPLOY_TOKEN": "x"}, Sealer([generate_key()]))
+        await kv.put("sealed-elsewhere", value)
+        await nc.close()
+
+    asyncio.run(store())
+    _, events = run(system, "sealed-elsewhere", "echo ran")
+    kinds = [e.event for e in events]
+    assert "output" not in kinds, "it must not run without its secrets"
+    assert kinds[-2:] == ["error", "complete"], kinds
+    error, done = events[-2].data, events[-1].data
+    assert (done["exit_code"], done["reason"]) == (255, "error")
+    assert "no key of RDEV_SECRETS_KEY opens" in error["message"]
+
+
 def test_project_secrets_are_env_vars_and_never_in_output(system: RdevSystem) -> None:
     import asyncio
 

@@ -40,6 +40,14 @@ def migrate() -> None:
     typer.echo("migrations applied")
 
 
+@app.command(name="secrets-key")
+def secrets_key() -> None:
+    """Print a new key for RDEV_SECRETS_KEY (it seals project secrets in the broker)."""
+    from rdev_common.sealing import generate_key
+
+    typer.echo(generate_key())
+
+
 app.command(name="login")(session_cmd.login)
 app.command(name="logout")(session_cmd.logout)
 app.add_typer(projects_cmd.app, name="projects")

@@ -21,6 +21,8 @@ SERVICES = ("api", "executor", "webhooks", "audit")
 # Webhooks and audit work behind the command path (their events are already stored):
 # on a small machine they yield the CPU to the api and the executor.
 BACKGROUND = {"webhooks": 10, "audit": 10}
+# Only these seal and open project secrets; the others never see the key.
+SECRETS_KEY_HOLDERS = ("api", "executor")
 PR_SET_PDEATHSIG = 1
 
 
@@ -28,6 +30,20 @@ def _die_with_parent() -> None:
     """Children get SIGTERM if `rdev up` itself dies, so nothing is orphaned."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def local_secrets_key(data_dir: Path) -> str:
+    """The key that seals project secrets in the embedded broker: `secrets.key` in the
+    data dir (0600), made on first start. The broker's data and the key live side by
+    side here; a deployment keeps the key in its secret store instead."""
+    from rdev_common.sealing import generate_key
+
+    path = data_dir / "secrets.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_key() + "\n")
+    return path.read_text().strip()
 
 
 @dataclass
@@ -64,6 +80,7 @@ class Supervisor:
     stopping: bool = False
 
     def start(self) -> None:
+        self.settings.secrets_sealer()  # a malformed RDEV_SECRETS_KEY stops here, once
         data_dir = self.settings.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         nats_url = self.settings.nats_url
@@ -73,6 +90,11 @@ class Supervisor:
             print(f"rdev: embedded nats-server with JetStream at {nats_url}", flush=True)
         database_url = self.settings.resolved_database_url()
         upgrade(database_url)
+        secrets_key = (
+            self.settings.secrets_key.get_secret_value()
+            if self.settings.secrets_key
+            else local_secrets_key(data_dir)
+        )
         env = {
             **os.environ,
             "RDEV_NATS_URL": nats_url,
@@ -83,6 +105,9 @@ class Supervisor:
         }
         for name in SERVICES:
             child_env = dict(env)
+            child_env.pop("RDEV_SECRETS_KEY", None)
+            if name in SECRETS_KEY_HOLDERS:
+                child_env["RDEV_SECRETS_KEY"] = secrets_key
             if name != "api":
                 child_env["RDEV_HEALTH_PORT"] = str(free_port())
             self.children.append(Child(name, child_env))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from rdev_common.sealing import Sealer
 
 
 class CommonSettings(BaseSettings):
@@ -25,6 +28,21 @@ class CommonSettings(BaseSettings):
     runs_max_bytes: int = Field(default=-1)
     admin_max_age_s: float = Field(default=365 * 86400, gt=0)
     dedup_window_s: float = Field(default=3600, gt=0)
+    # Seals project secrets in the broker (see rdev_common.sealing); only the api and the
+    # executors need it. `rdev up` makes one in the data dir when it is not set.
+    secrets_key: SecretStr | None = None
+
+    def secrets_sealer(self) -> Sealer | None:
+        """The sealer of RDEV_SECRETS_KEY, None when unset. A malformed key ends the process
+        with a message that names the setting but not its value."""
+        from rdev_common.sealing import Sealer
+
+        try:
+            return Sealer.from_setting(
+                self.secrets_key.get_secret_value() if self.secrets_key else None
+            )
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -44,6 +44,7 @@ def _save_generated_key(settings: ApiSettings, secret: str) -> None:
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
+    sealer = settings.secrets_sealer()  # a malformed RDEV_SECRETS_KEY stops the api here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +71,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             clock=utcnow,
             ready_checks={"nats": broker_answers, "database": database_answers},
         )
-        identity = await start_identity(settings, nc, js, sessions, services)
+        identity = await start_identity(settings, nc, js, sessions, services, sealer)
         secret = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
         generated = await ensure_bootstrap_key(services.uow(), secret, services.clock())
         if generated:

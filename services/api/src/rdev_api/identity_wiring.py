@@ -26,6 +26,7 @@ from rdev_api.service_layer.apikey_service import flush_usage
 from rdev_api.service_layer.ports import SecretStore, Services, UnitOfWork
 from rdev_api.settings import ApiSettings
 from rdev_common.outbox import OutboxRelay, nats_publisher
+from rdev_common.sealing import Sealer
 from rdev_common.streams import ADMIN, ensure_rate_limit_stream
 
 log = structlog.get_logger()
@@ -76,6 +77,7 @@ async def start_identity(
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     services: Services,
+    sealer: Sealer | None,
 ) -> IdentityRuntime:
     try:
         await ensure_rate_limit_stream(js, settings)
@@ -91,7 +93,11 @@ async def start_identity(
     services.uow = lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache)
     services.rate_limiter = NatsRateLimiter(nc, js)
     services.active_commands = NatsActiveCommands(js)
-    services.secret_store = NatsKvSecretStore(js)
+    if sealer is None:
+        log.warning(
+            "RDEV_SECRETS_KEY is not set: project secrets are written to the broker unsealed"
+        )
+    services.secret_store = NatsKvSecretStore(js, sealer)
     runtime = IdentityRuntime(services, subscription=await listen(js, cache))
     if settings.outbox_relay_enabled:
         runtime.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))

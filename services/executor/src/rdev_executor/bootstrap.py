@@ -85,6 +85,7 @@ def check_line_fits(max_line_chars: int, max_payload: int) -> None:
 
 
 async def serve(settings: ExecutorSettings) -> None:
+    sealer = settings.secrets_sealer()
     configure_telemetry("executor")
     nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
     # The broker refuses a message over its max_payload, RDEV_RUNS one over its own limit.
@@ -111,7 +112,7 @@ async def serve(settings: ExecutorSettings) -> None:
             tail_idle_s=settings.output_tail_idle_s,
         ),
         executor_name=settings.executor_name,
-        secrets=NatsSecrets(js),
+        secrets=NatsSecrets(js, sealer),
     )
     loop = PriorityLoop(
         nc,

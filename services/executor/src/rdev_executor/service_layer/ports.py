@@ -19,6 +19,11 @@ class PayloadTooLarge(Exception):
     """Raised by `EventLog.publish` for an event larger than the broker accepts."""
 
 
+class SecretsUnreadable(Exception):
+    """Raised by `SecretSource.for_project` for secrets this executor cannot open (sealed
+    under a key it was not given): the run fails rather than run without them."""
+
+
 class ProcessLost(Exception):
     """Raised by `Process.wait()` when the command's host went away mid-run
     (e.g. its pod was deleted or evicted): the exit status is unknowable."""
@@ -73,5 +78,6 @@ class EventLog(Protocol):
 
 class SecretSource(Protocol):
     async def for_project(self, project: str) -> dict[str, str]:
-        """The project's secret environment variables (name → value)."""
+        """The project's secret environment variables (name → value); raises
+        SecretsUnreadable when they are stored but cannot be opened."""
         ...

@@ -32,6 +32,7 @@ from rdev_executor.service_layer.ports import (
     Process,
     ProcessLost,
     SecretSource,
+    SecretsUnreadable,
 )
 
 log = structlog.get_logger()
@@ -138,10 +139,11 @@ class _History:
 @dataclass(frozen=True)
 class Prepared:
     """What a run needs from the broker before it may start: the run's history and
-    the project's secrets."""
+    the project's secrets (or why they cannot be read)."""
 
     history: _History
     secrets: dict[str, str]
+    secrets_error: str | None = None
 
 
 @dataclass
@@ -182,6 +184,9 @@ class Runner:
             )
         if control.cancelled.is_set() or history.cancel_requested:
             return await self._complete(req, outcomes.cancelled_before_start(), 0, None)
+        if prepared.secrets_error:
+            log.warning("project secrets unreadable", command_id=cid, error=prepared.secrets_error)
+            return await self._complete(req, outcomes.failed(prepared.secrets_error), 0, None)
         # `started` is stored while the process spawns; nothing else of the run is
         # published before its ack, so the log keeps the order.
         started = asyncio.ensure_future(
@@ -220,8 +225,16 @@ class Runner:
     async def prepare(self, project: str, command_id: str, first_delivery: bool) -> Prepared:
         """The run's history and the project's secrets, read at once."""
         history, secrets = await asyncio.gather(
-            self._history(project, command_id, first_delivery), self._secrets(project)
+            self._history(project, command_id, first_delivery),
+            self._secrets(project),
+            return_exceptions=True,
         )
+        if isinstance(history, BaseException):
+            raise history
+        if isinstance(secrets, SecretsUnreadable):
+            return Prepared(history, {}, str(secrets))
+        if isinstance(secrets, BaseException):
+            raise secrets
         return Prepared(history, secrets)
 
     async def _history(self, p: str, cid: str, first_delivery: bool) -> _History:
