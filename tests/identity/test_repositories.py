@@ -253,3 +253,22 @@ async def test_a_failing_relay_backs_off_deaf_to_wake_ups_then_catches_up(sessio
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_writers_go_on_while_the_relay_waits_for_the_broker(sessions: Any) -> None:
+    """A publish that hangs (the broker slow or away) holds no lock a writer needs."""
+    ids = await write_events(sessions, 2)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def stalled(subject: str, payload: bytes, event_id: str) -> None:
+        entered.set()
+        await release.wait()
+
+    relay = asyncio.create_task(OutboxRelay(sessions, stalled).relay_once())
+    await asyncio.wait_for(entered.wait(), 10)
+    later = await asyncio.wait_for(write_events(sessions, 1), 5)  # commits meanwhile
+    release.set()
+    assert await relay == 2
+    async with sessions() as session:
+        rows = {r.id: r for r in await session.scalars(select(OutboxRow))}
+    assert [rows[i].sent_at is not None for i in [*ids, *later]] == [True, True, False]

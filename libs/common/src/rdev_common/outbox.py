@@ -3,12 +3,20 @@
 A service writes an event into its outbox table in the transaction of the change it
 records (the api: admin events for RDEV_ADMIN; webhooks: attempts and endpoint
 state for RDEV_WEBHOOKS), so no crash can keep one change without its event. Every replica
-runs a relay. Rows are claimed inside a transaction that stays open while
-they are published: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets replicas share the work,
-and on SQLite a first UPDATE takes the database's single write lock, so one relay works
-at a time. Each message carries `Nats-Msg-Id` = event id: if a relay dies after
-publishing but before its commit, the rows are published again by the next relay and
-JetStream drops the duplicates (within the stream's de-duplication window).
+runs a relay, and no row is published by two at once:
+
+- PostgreSQL: rows are claimed with `FOR UPDATE SKIP LOCKED` in a transaction that stays
+  open while they are published, so replicas share the work (row locks hold up no
+  writer);
+- SQLite: one relay at a time. It takes a file lock beside the database (every process
+  on that file sees it; a relay that finds it taken skips its pass), reads its batch,
+  publishes it outside any transaction, and then marks it in one short write: SQLite
+  has a single write lock, and a relay must not hold it while the broker is slow or
+  away.
+
+Each message carries `Nats-Msg-Id` = event id: if a relay dies after publishing but
+before marking, the rows are published again by the next relay and JetStream drops the
+duplicates (within the stream's de-duplication window).
 
 Sent rows are kept `keep_s` (a day by default) for inspection, then deleted: the
 events themselves live on in their stream and the audit log.
@@ -24,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import fcntl
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,21 +93,60 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events; returns how many were sent."""
-        async with self.writes, self.sessions() as session, session.begin():
-            rows = await self._claim(session)
-            for row in rows:  # one at a time: a failed publish stops the batch, in order
-                await self.publish(row.subject, row.payload.encode(), row.id)
-            if rows:
-                sent = [row.id for row in rows]
-                await session.execute(
-                    update(self.table)
-                    .where(self.table.id.in_(sent))
-                    .values(sent_at=datetime.now(UTC))
-                    .execution_options(synchronize_session=False)
-                )
-        if rows:
-            log.info("outbox events published", table=self._name, count=len(rows))
-        return len(rows)
+        async with self.sessions() as session:
+            sqlite_file = _sqlite_file(session)
+        if sqlite_file is not None:
+            sent = await self._relay_sqlite(sqlite_file)
+        else:
+            async with self.sessions() as session, session.begin():
+                query = self._unsent().limit(self.batch).with_for_update(skip_locked=True)
+                rows = list(await session.scalars(query))
+                await self._publish_all(rows)
+                await self._mark(session, rows, sent=True)
+            sent = len(rows)
+        if sent:
+            log.info("outbox events published", table=self._name, count=sent)
+        return sent
+
+    async def _relay_sqlite(self, database: str) -> int:
+        with _file_lock(f"{database}.{self._name}-relay.lock") as ours:
+            if not ours:
+                return 0  # another relay on this database is at work
+            async with self.sessions() as session:  # a read: no write lock
+                rows = list(await session.scalars(self._unsent().limit(self.batch)))
+            if not rows:
+                return 0
+            try:
+                await self._publish_all(rows)
+            except Exception:
+                async with self.writes, self.sessions() as session, session.begin():
+                    await self._mark(session, rows, sent=False)
+                raise
+            async with self.writes, self.sessions() as session, session.begin():
+                await self._mark(session, rows, sent=True)
+            return len(rows)
+
+    def _unsent(self) -> Any:
+        row = self.table
+        return select(row).where(row.sent_at.is_(None)).order_by(row.created_at, row.id)
+
+    async def _publish_all(self, rows: list[OutboxColumns]) -> None:
+        for row in rows:  # one at a time: a failed publish stops the batch, in order
+            await self.publish(row.subject, row.payload.encode(), row.id)
+
+    async def _mark(self, session: AsyncSession, rows: list[OutboxColumns], sent: bool) -> None:
+        """Count a pass over `rows`; with `sent`, mark them sent (one statement)."""
+        if not rows:
+            return
+        values: dict[str, Any] = {"attempts": self.table.attempts + 1}
+        if sent:
+            values["sent_at"] = datetime.now(UTC)
+        await session.execute(
+            update(self.table)
+            .where(self.table.id.in_([row.id for row in rows]))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def prune(self, now: datetime | None = None) -> int:
         """Delete the rows sent more than `keep_s` before `now`; returns how many."""
@@ -112,26 +161,6 @@ class OutboxRelay:
     @property
     def _name(self) -> str:
         return str(getattr(self.table, "__tablename__", self.table.__name__))
-
-    async def _claim(self, session: AsyncSession) -> list[OutboxColumns]:
-        row = self.table
-        unsent = row.sent_at.is_(None)
-        query = select(row).where(unsent).order_by(row.created_at, row.id)
-        if session.get_bind().dialect.name == "sqlite":
-            if await session.scalar(select(row.id).where(unsent).limit(1)) is None:
-                return []
-            # The UPDATE takes the write lock; only the batch's rows are touched, so a
-            # backlog does not make every pass cost more.
-            oldest = select(row.id).where(unsent).order_by(row.created_at, row.id)
-            await session.execute(
-                update(row)
-                .where(row.id.in_(oldest.limit(self.batch).scalar_subquery()))
-                .values(attempts=row.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            return list(await session.scalars(query.limit(self.batch)))
-        query = query.limit(self.batch).with_for_update(skip_locked=True)
-        return list(await session.scalars(query))
 
     async def run(self) -> None:
         """Relay until cancelled: at once when woken, otherwise every `poll_s`; prune
@@ -153,8 +182,7 @@ class OutboxRelay:
                 log.warning("outbox relay failed, will retry", error=type(exc).__name__)
             if failures:
                 # The broker away: back off, deaf to wake-ups (a commit a second would
-                # otherwise retry at once), since a pass that fails holds the service's
-                # write turn until its publish times out.
+                # otherwise retry at once, each pass waiting out its publish timeout).
                 await asyncio.sleep(min(self.poll_s * 2**failures, MAX_BACKOFF_S))
             else:
                 with contextlib.suppress(TimeoutError):
@@ -162,3 +190,26 @@ class OutboxRelay:
             if self.linger_s:  # let a burst of commits gather into one batch
                 await asyncio.sleep(self.linger_s)
             self._wake.clear()
+
+
+def _sqlite_file(session: AsyncSession) -> str | None:
+    """The database file of a SQLite session; None for any other database."""
+    url = session.get_bind().engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    return os.path.abspath(url.database or ":memory:")
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[bool]:
+    """Whether this process got the exclusive lock of `path`, held until the block ends."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
