@@ -59,3 +59,11 @@ def test_the_setting_takes_a_comma_separated_list_and_names_itself_when_malforme
         CommonSettings().secrets_sealer()
     assert "RDEV_SECRETS_KEY" in str(stopped.value)
     assert "not-a-key" not in str(stopped.value), "the message must not show the key"
+
+
+def test_keys_of_the_wrong_length_are_refused_and_nothing_is_sealed_for_no_secrets() -> None:
+    import base64
+
+    with pytest.raises(ValueError, match="32 url-safe base64-encoded bytes"):
+        Sealer([base64.urlsafe_b64encode(b"x" * 16).decode()])
+    assert seal({}, Sealer([generate_key()])) == b"{}"

@@ -15,10 +15,17 @@ when it starts; an executor opens both kinds.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
+import os
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 # A sealed value: this prefix, then a Fernet token of the JSON object name → value.
 SEALED = b"fernet:"
@@ -29,16 +36,30 @@ class SealError(Exception):
 
 
 class Sealer:
+    """Fernet under RDEV_SECRETS_KEY's keys. `cryptography` (≈ 11 MiB of a process's
+    memory) is loaded on the first seal or open, so a process that never meets a secret
+    does not carry it; the keys' form is checked at once."""
+
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("RDEV_SECRETS_KEY holds no key")
-        try:
-            self._fernet = MultiFernet([Fernet(key.strip().encode()) for key in keys])
-        except ValueError as exc:
-            raise ValueError(
-                "RDEV_SECRETS_KEY: each key must be 32 url-safe base64-encoded bytes "
-                "(`rdev secrets-key` makes one)"
-            ) from exc
+        self._keys = [key.strip().encode() for key in keys]
+        for key in self._keys:
+            try:
+                well_formed = len(base64.urlsafe_b64decode(key)) == 32
+            except (binascii.Error, ValueError):
+                well_formed = False
+            if not well_formed:
+                raise ValueError(
+                    "RDEV_SECRETS_KEY: each key must be 32 url-safe base64-encoded bytes "
+                    "(`rdev secrets-key` makes one)"
+                )
+
+    @functools.cached_property
+    def _fernet(self) -> MultiFernet:
+        from cryptography.fernet import Fernet, MultiFernet
+
+        return MultiFernet([Fernet(key) for key in self._keys])
 
     @classmethod
     def from_setting(cls, value: str | None) -> Sealer | None:
@@ -50,6 +71,8 @@ class Sealer:
         return SEALED + self._fernet.encrypt(orjson.dumps(secrets))
 
     def open(self, value: bytes) -> dict[str, str]:
+        from cryptography.fernet import InvalidToken
+
         try:
             plain = self._fernet.decrypt(value.removeprefix(SEALED))
         except InvalidToken:
@@ -61,12 +84,14 @@ class Sealer:
 
 
 def generate_key() -> str:
-    return Fernet.generate_key().decode()
+    """A new Fernet key: 32 random bytes, url-safe base64."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def seal(secrets: dict[str, str], sealer: Sealer | None) -> bytes:
-    """The bucket value of `secrets`: sealed when there is a key, else plain JSON."""
-    return sealer.seal(secrets) if sealer else orjson.dumps(secrets)
+    """The bucket value of `secrets`: sealed when there is a key and something to hide,
+    else plain JSON (`{}` tells nothing)."""
+    return sealer.seal(secrets) if sealer and secrets else orjson.dumps(secrets)
 
 
 def unseal(value: bytes, sealer: Sealer | None) -> dict[str, str]:
