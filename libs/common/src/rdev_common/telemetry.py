@@ -1,9 +1,9 @@
 """OpenTelemetry for every rdev process, and the trace context through NATS.
 
 `configure_telemetry(service)` sets the SDK up once per process from the standard
-`OTEL_*` variables. Every span has its trace and span ids, so log lines carry them and
-the context travels through the broker; spans are recorded only while they have
-somewhere to go (an exporter, or a processor a test adds), as asked:
+`OTEL_*` variables. Spans are always recorded, so log lines carry trace and span
+ids and the context travels through the broker, but they are exported only when
+asked:
 
 - `OTEL_TRACES_EXPORTER=otlp` (or, when that variable is unset, an
   `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): OTLP over
@@ -35,7 +35,7 @@ from nats.aio.msg import Msg
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -43,8 +43,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Link, Span, SpanKind
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import Span, SpanKind
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rdev_common import subjects
@@ -139,55 +138,6 @@ def _processors(service: str, settings: TelemetrySettings) -> list[SpanProcessor
     return processors
 
 
-class RecordWhenExported(sampling.Sampler):
-    """The configured sampler (`OTEL_TRACES_SAMPLER`, else parent-based always-on) once
-    spans have a processor to go to; until then none is recorded.
-
-    Recording a span nobody receives (attributes, timing, the processors' calls) cost
-    about a tenth of the CPU per command in the throughput benchmark. A span that is
-    not recorded still has its ids, so log lines carry them and the context travels on,
-    marked not sampled: a trace's services export all, or none.
-    """
-
-    def __init__(self) -> None:
-        self.inner = sampling._get_from_env_or_default()
-        self.exporting = False
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: trace.TraceState | None = None,
-    ) -> sampling.SamplingResult:
-        if self.exporting:
-            return self.inner.should_sample(
-                parent_context, trace_id, name, kind, attributes, links, trace_state
-            )
-        parent = trace.get_current_span(parent_context).get_span_context()
-        return sampling.SamplingResult(
-            sampling.Decision.DROP, trace_state=parent.trace_state if parent.is_valid else None
-        )
-
-    def get_description(self) -> str:
-        return f"RecordWhenExported{{{self.inner.get_description()}}}"
-
-
-class _Provider(TracerProvider):
-    """A provider whose spans are recorded from its first span processor on."""
-
-    def __init__(self, resource: Resource) -> None:
-        self.recorder = RecordWhenExported()
-        super().__init__(resource=resource, sampler=self.recorder)
-
-    def add_span_processor(self, span_processor: SpanProcessor) -> None:
-        super().add_span_processor(span_processor)
-        self.recorder.exporting = True
-
-
 def configure_telemetry(
     service: str, settings: TelemetrySettings | None = None
 ) -> TracerProvider | None:
@@ -204,7 +154,7 @@ def configure_telemetry(
             return None
         settings = settings or TelemetrySettings()
         resource = Resource.create({"service.name": f"rdev-{service}", "service.namespace": "rdev"})
-        provider = _Provider(resource)
+        provider = TracerProvider(resource=resource)
         for processor in _processors(service, settings):
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
