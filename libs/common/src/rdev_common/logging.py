@@ -33,7 +33,10 @@ def configure_logging(fmt: str = "console", level: str = "info", service: str = 
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line: `rdev up`'s services share one output, and with unbuffered
+        # streams (PYTHONUNBUFFERED) print() writes a line and its newline separately,
+        # which let another service's line land between them.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
