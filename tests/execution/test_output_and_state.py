@@ -181,7 +181,7 @@ def test_secrets_sealed_under_a_key_the_executor_lacks_fail_the_run_clearly(
     async def store() -> None:
         nc = await nats.connect(system.env["RDEV_NATS_URL"])
         kv = await nc.jetstream().key_value("rdev_secrets")
-        value = seal({"DEPLOY_TOKEN": "x"}, Sealer([generate_key()]))
+        value = seal("sealed-elsewhere", {"DEPLOY_TOKEN": "x"}, Sealer([generate_key()]))
         await kv.put("sealed-elsewhere", value)
         await nc.close()
 
@@ -200,13 +200,17 @@ def test_project_secrets_are_env_vars_and_never_in_output(system: RdevSystem) ->
 
     import nats
 
+    from rdev_common.sealing import Sealer, seal
+
     system.create_project("secretive")
     secret = "s3cr3t-" + "q" * 20
 
     async def store() -> None:
         nc = await nats.connect(system.env["RDEV_NATS_URL"])
         kv = await nc.jetstream().key_value("rdev_secrets")
-        await kv.put("secretive", json.dumps({"DEPLOY_TOKEN": secret}).encode())
+        # Sealed as the api does it, under the key `rdev up` made for this system.
+        key = (system.data_dir / "secrets.key").read_text().strip()
+        await kv.put("secretive", seal("secretive", {"DEPLOY_TOKEN": secret}, Sealer([key])))
         await nc.close()
 
     asyncio.run(store())

@@ -1,7 +1,9 @@
-"""Sealing project secrets for the broker: round trip, key rotation, plain values of
-before, and clear failures that never show a key."""
+"""Sealing project secrets for the broker: round trip, key rotation, plain values,
+binding to the project, and clear failures that never show a key."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 
@@ -13,36 +15,54 @@ SECRETS = {"DEPLOY_TOKEN": "pa55-word", "EMPTY": ""}
 
 def test_a_sealed_value_opens_with_the_key_and_shows_nothing_without_it() -> None:
     sealer = Sealer([generate_key()])
-    value = seal(SECRETS, sealer)
+    value = seal("alpha", SECRETS, sealer)
     assert value.startswith(SEALED)
     assert b"pa55-word" not in value and b"DEPLOY_TOKEN" not in value
-    assert unseal(value, sealer) == SECRETS
+    assert unseal("alpha", value, sealer) == SECRETS
+
+
+def test_a_value_sealed_for_one_project_does_not_open_for_another() -> None:
+    sealer = Sealer([generate_key()])
+    with pytest.raises(SealError, match="sealed for another one"):
+        unseal("beta", seal("alpha", SECRETS, sealer), sealer)
 
 
 def test_rotation_the_first_key_seals_every_key_opens() -> None:
     old, new = generate_key(), generate_key()
-    before = seal(SECRETS, Sealer([old]))
+    before = seal("alpha", SECRETS, Sealer([old]))
     rotated = Sealer([new, old])
-    assert unseal(before, rotated) == SECRETS, "a value of the old key still opens"
-    after = seal(SECRETS, rotated)
-    assert unseal(after, Sealer([new])) == SECRETS, "new values are sealed with the new key"
+    assert unseal("alpha", before, rotated) == SECRETS, "a value of the old key still opens"
+    after = seal("alpha", SECRETS, rotated)
+    assert unseal("alpha", after, Sealer([new])) == SECRETS, "new values use the new key"
     with pytest.raises(SealError):
-        unseal(after, Sealer([old]))
+        unseal("alpha", after, Sealer([old]))
 
 
-def test_plain_values_of_before_still_open_with_or_without_a_key() -> None:
-    plain = seal(SECRETS, None)
+def test_plain_values_open_only_without_a_key_and_empty_ones_always() -> None:
+    plain = seal("alpha", SECRETS, None)
     assert plain == b'{"DEPLOY_TOKEN":"pa55-word","EMPTY":""}'
-    assert unseal(plain, None) == SECRETS
-    assert unseal(plain, Sealer([generate_key()])) == SECRETS
+    assert unseal("alpha", plain, None) == SECRETS
+    # With a key, a plain value could only come from someone without it.
+    with pytest.raises(SealError, match="stored unsealed while RDEV_SECRETS_KEY is set"):
+        unseal("alpha", plain, Sealer([generate_key()]))
+    sealer = Sealer([generate_key()])
+    assert seal("alpha", {}, sealer) == b"{}", "nothing to hide: not sealed"
+    assert unseal("alpha", b"{}", sealer) == {}
+    assert unseal("alpha", b"", sealer) == {}
+
+
+@pytest.mark.parametrize("value", [b"not json", b"[1, 2]", b'"text"', b'{"A": 1}'])
+def test_a_stored_value_that_is_not_an_object_of_strings_is_a_seal_error(value: bytes) -> None:
+    with pytest.raises(SealError):
+        unseal("alpha", value, None)
 
 
 def test_a_sealed_value_without_a_key_or_with_another_key_is_refused_by_name() -> None:
-    value = seal(SECRETS, Sealer([generate_key()]))
+    value = seal("alpha", SECRETS, Sealer([generate_key()]))
     with pytest.raises(SealError, match="has no RDEV_SECRETS_KEY"):
-        unseal(value, None)
+        unseal("alpha", value, None)
     with pytest.raises(SealError, match="no key of RDEV_SECRETS_KEY opens"):
-        unseal(value, Sealer([generate_key()]))
+        unseal("alpha", value, Sealer([generate_key()]))
 
 
 def test_the_setting_takes_a_comma_separated_list_and_names_itself_when_malformed(
@@ -51,9 +71,11 @@ def test_the_setting_takes_a_comma_separated_list_and_names_itself_when_malforme
     key = generate_key()
     monkeypatch.setenv("RDEV_SECRETS_KEY", f" {key} , ")
     sealer = CommonSettings().secrets_sealer()
-    assert sealer is not None and unseal(sealer.seal(SECRETS), Sealer([key])) == SECRETS
-    monkeypatch.setenv("RDEV_SECRETS_KEY", "")
-    assert CommonSettings().secrets_sealer() is None
+    assert sealer is not None
+    assert unseal("p", sealer.seal("p", SECRETS), Sealer([key])) == SECRETS
+    for blank in ("", " , "):
+        monkeypatch.setenv("RDEV_SECRETS_KEY", blank)
+        assert CommonSettings().secrets_sealer() is None
     monkeypatch.setenv("RDEV_SECRETS_KEY", f"{key},not-a-key-0123456789")
     with pytest.raises(SystemExit) as stopped:
         CommonSettings().secrets_sealer()
@@ -61,9 +83,6 @@ def test_the_setting_takes_a_comma_separated_list_and_names_itself_when_malforme
     assert "not-a-key" not in str(stopped.value), "the message must not show the key"
 
 
-def test_keys_of_the_wrong_length_are_refused_and_nothing_is_sealed_for_no_secrets() -> None:
-    import base64
-
+def test_keys_of_the_wrong_length_are_refused() -> None:
     with pytest.raises(ValueError, match="32 url-safe base64-encoded bytes"):
         Sealer([base64.urlsafe_b64encode(b"x" * 16).decode()])
-    assert seal({}, Sealer([generate_key()])) == b"{}"

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -35,15 +36,33 @@ def _die_with_parent() -> None:
 def local_secrets_key(data_dir: Path) -> str:
     """The key that seals project secrets in the embedded broker: `secrets.key` in the
     data dir (0600), made on first start. The broker's data and the key live side by
-    side here; a deployment keeps the key in its secret store instead."""
-    from rdev_common.sealing import generate_key
+    side here; a deployment keeps the key in its secret store instead.
+
+    The file appears whole or not at all (written and synced under another name, then
+    linked into place, which fails if another `rdev up` got there first), and a file
+    that holds no well-formed key stops `rdev up` rather than leave secrets unsealed.
+    """
+    from rdev_common.sealing import KEY_FORM, Sealer, generate_key
 
     path = data_dir / "secrets.key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(generate_key() + "\n")
-    return path.read_text().strip()
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secrets.key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(generate_key() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another `rdev up` made it first
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    try:
+        if "," in key or Sealer.from_setting(key) is None:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"{path} must hold one key of {KEY_FORM}") from None
+    return key
 
 
 @dataclass
@@ -90,9 +109,11 @@ class Supervisor:
             print(f"rdev: embedded nats-server with JetStream at {nats_url}", flush=True)
         database_url = self.settings.resolved_database_url()
         upgrade(database_url)
+        # A blank setting counts as unset: the data dir's key is used.
+        setting = self.settings.secrets_key
         secrets_key = (
-            self.settings.secrets_key.get_secret_value()
-            if self.settings.secrets_key
+            setting.get_secret_value()
+            if setting and self.settings.secrets_sealer()
             else local_secrets_key(data_dir)
         )
         env = {

@@ -61,14 +61,30 @@ async def _flush_usage_forever(services: Services, every_s: float) -> None:
 
 
 async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
-    """Heal a crash between a project commit and the secret-store write."""
+    """Heal a crash between a project commit and the secret-store write, and seal every
+    project's secrets under the current first key (after a rotation, the log line
+    saying all were written is the sign that the old key may go)."""
     try:
         async with uow:
             projects = await uow.projects.list()
-        for project in projects:
-            await store.put(project.id, project.secrets)
     except Exception as exc:
         log.warning("secret store sync failed", error=type(exc).__name__)
+        return
+    failed = []
+    for project in projects:
+        try:
+            await store.put(project.id, project.secrets)
+        except Exception as exc:
+            failed.append(project.id)
+            log.warning("secret store write failed", project=project.id, error=type(exc).__name__)
+    if failed:
+        log.warning(
+            "project secrets not all written",
+            written=len(projects) - len(failed),
+            failed=len(failed),
+        )
+    else:
+        log.info("project secrets written", projects=len(projects))
 
 
 async def start_identity(

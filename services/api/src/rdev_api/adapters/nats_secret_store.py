@@ -23,7 +23,7 @@ class NatsKvSecretStore:
 
     async def put(self, project: str, secrets: dict[str, str]) -> None:
         kv = await self.js.key_value(SECRETS_BUCKET)
-        await kv.put(project, seal(secrets, self.sealer))
+        await kv.put(project, seal(project, secrets, self.sealer))
 
     async def remove(self, project: str) -> None:
         kv = await self.js.key_value(SECRETS_BUCKET)

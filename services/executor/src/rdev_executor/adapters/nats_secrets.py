@@ -26,6 +26,6 @@ class NatsSecrets:
         except KeyNotFoundError:
             return {}
         try:
-            return unseal(entry.value or b"", self.sealer)
+            return unseal(project, entry.value or b"", self.sealer)
         except SealError as exc:
             raise SecretsUnreadable(str(exc)) from None
