@@ -57,10 +57,11 @@ class System:
 
     def service_pid(self, service: str) -> int:
         """The pid of `python -m rdev_<service>` started by this system's `rdev up`
-        (`nats-server`: its embedded broker)."""
+        (`nats-server`: its embedded broker), not one of `more_replicas`."""
         marker = str(self.data_dir).encode()
+        ours = {p.pid for p in self.replicas.get(service, [])}
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+            if not entry.name.isdigit() or int(entry.name) in ours:
                 continue
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
@@ -97,6 +98,7 @@ class System:
                             env={**env, "RDEV_HEALTH_PORT": str(port)},
                             stdout=log,
                             stderr=subprocess.STDOUT,
+                            start_new_session=True,  # `_stop` kills its group
                         )
                     )
             deadline = time.monotonic() + timeout

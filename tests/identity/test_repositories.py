@@ -236,7 +236,7 @@ async def test_a_failing_relay_backs_off_deaf_to_wake_ups_then_catches_up(sessio
     task = asyncio.create_task(relay.run())
     try:
         # A commit every 10 ms wakes the relay; while publishing fails it must not retry
-        # at that pace (each failing pass holds the service's write turn): 0.1, 0.2,
+        # at that pace (each failing pass waits out its publish timeout): 0.1, 0.2,
         # 0.4, 0.8 s apart at most four or five passes fit in 1.5 s, not 150.
         for _ in range(150):
             relay.wake()

@@ -193,11 +193,12 @@ class OutboxRelay:
 
 
 def _sqlite_file(session: AsyncSession) -> str | None:
-    """The database file of a SQLite session; None for any other database."""
+    """The database file of a SQLite session (symbolic links resolved, so every path to
+    it finds the same lock); None for any other database, or one in memory."""
     url = session.get_bind().engine.url
-    if url.get_backend_name() != "sqlite":
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    return os.path.abspath(url.database or ":memory:")
+    return os.path.realpath(url.database)
 
 
 @contextlib.contextmanager
