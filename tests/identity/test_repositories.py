@@ -272,3 +272,17 @@ async def test_writers_go_on_while_the_relay_waits_for_the_broker(sessions: Any)
     async with sessions() as session:
         rows = {r.id: r for r in await session.scalars(select(OutboxRow))}
     assert [rows[i].sent_at is not None for i in [*ids, *later]] == [True, True, False]
+
+
+async def test_a_failed_pass_counts_an_attempt_and_leaves_the_rows_unsent(sessions: Any) -> None:
+    ids = await write_events(sessions, 2)
+
+    async def away(subject: str, payload: bytes, event_id: str) -> None:
+        raise TimeoutError("broker away")
+
+    for _ in range(2):
+        with pytest.raises(TimeoutError):
+            await OutboxRelay(sessions, away).relay_once()
+    async with sessions() as session:
+        rows = {r.id: r for r in await session.scalars(select(OutboxRow))}
+    assert [(rows[i].attempts, rows[i].sent_at) for i in ids] == [(2, None), (2, None)]

@@ -98,12 +98,20 @@ class OutboxRelay:
         if sqlite_file is not None:
             sent = await self._relay_sqlite(sqlite_file)
         else:
-            async with self.sessions() as session, session.begin():
-                query = self._unsent().limit(self.batch).with_for_update(skip_locked=True)
-                rows = list(await session.scalars(query))
-                await self._publish_all(rows)
-                await self._mark(session, rows, sent=True)
-            sent = len(rows)
+            ids: list[str] = []
+            try:
+                async with self.sessions() as session, session.begin():
+                    query = self._unsent().limit(self.batch).with_for_update(skip_locked=True)
+                    rows = list(await session.scalars(query))
+                    ids = [row.id for row in rows]
+                    await self._publish_all(rows)
+                    await self._mark(session, ids, sent=True)
+            except Exception:
+                if ids:  # the claim rolled back: count the attempt, as on SQLite
+                    async with self.sessions() as session, session.begin():
+                        await self._mark(session, ids, sent=False)
+                raise
+            sent = len(ids)
         if sent:
             log.info("outbox events published", table=self._name, count=sent)
         return sent
@@ -120,10 +128,10 @@ class OutboxRelay:
                 await self._publish_all(rows)
             except Exception:
                 async with self.writes, self.sessions() as session, session.begin():
-                    await self._mark(session, rows, sent=False)
+                    await self._mark(session, [row.id for row in rows], sent=False)
                 raise
             async with self.writes, self.sessions() as session, session.begin():
-                await self._mark(session, rows, sent=True)
+                await self._mark(session, [row.id for row in rows], sent=True)
             return len(rows)
 
     def _unsent(self) -> Any:
@@ -134,16 +142,16 @@ class OutboxRelay:
         for row in rows:  # one at a time: a failed publish stops the batch, in order
             await self.publish(row.subject, row.payload.encode(), row.id)
 
-    async def _mark(self, session: AsyncSession, rows: list[OutboxColumns], sent: bool) -> None:
-        """Count a pass over `rows`; with `sent`, mark them sent (one statement)."""
-        if not rows:
+    async def _mark(self, session: AsyncSession, ids: list[str], sent: bool) -> None:
+        """Count a pass over the rows `ids`; with `sent`, mark them sent (one statement)."""
+        if not ids:
             return
         values: dict[str, Any] = {"attempts": self.table.attempts + 1}
         if sent:
             values["sent_at"] = datetime.now(UTC)
         await session.execute(
             update(self.table)
-            .where(self.table.id.in_([row.id for row in rows]))
+            .where(self.table.id.in_(ids))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
