@@ -51,7 +51,9 @@ def test_plain_values_open_only_without_a_key_and_empty_ones_always() -> None:
     assert unseal("alpha", b"", sealer) == {}
 
 
-@pytest.mark.parametrize("value", [b"not json", b"[1, 2]", b'"text"', b'{"A": 1}'])
+@pytest.mark.parametrize(
+    "value", [b"not json", b"[1, 2]", b'"text"', b'{"A": 1}', b"[" * 100_000, b"\xff\xfe"]
+)
 def test_a_stored_value_that_is_not_an_object_of_strings_is_a_seal_error(value: bytes) -> None:
     with pytest.raises(SealError):
         unseal("alpha", value, None)
@@ -86,3 +88,17 @@ def test_the_setting_takes_a_comma_separated_list_and_names_itself_when_malforme
 def test_keys_of_the_wrong_length_are_refused() -> None:
     with pytest.raises(ValueError, match="32 url-safe base64-encoded bytes"):
         Sealer([base64.urlsafe_b64encode(b"x" * 16).decode()])
+
+
+@pytest.mark.parametrize(
+    "content", [{"project": "alpha"}, {"project": "alpha", "secrets": [1]}, {"secrets": {}}]
+)
+def test_a_sealed_payload_of_the_wrong_shape_is_a_seal_error(content: dict[str, object]) -> None:
+    import orjson
+
+    from rdev_common.sealing import SEALED
+
+    sealer = Sealer([generate_key()])
+    value = SEALED + sealer._fernet.encrypt(orjson.dumps(content))
+    with pytest.raises(SealError):
+        unseal("alpha", value, sealer)

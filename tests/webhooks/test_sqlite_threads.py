@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.db.engine import create_engine, session_factory, sqlite_file
 from rdev_common.db.migrate import upgrade
 from rdev_common.db.tables import WebhookDeliveryRow, WebhookRow
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
-from rdev_webhooks.adapters.sqlite_threads import SqliteThreads, sqlite_file
+from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.model import Endpoint
 
 NOW = datetime.now(UTC)

@@ -39,30 +39,45 @@ def local_secrets_key(data_dir: Path) -> str:
     side here; a deployment keeps the key in its secret store instead.
 
     The file appears whole or not at all (written and synced under another name, then
-    linked into place, which fails if another `rdev up` got there first), and a file
-    that holds no well-formed key stops `rdev up` rather than leave secrets unsealed.
+    linked into place, which fails if another `rdev up` got there first; where the
+    filesystem has no hard links, created exclusively), and a file that holds no
+    well-formed key stops `rdev up` rather than leave secrets unsealed.
     """
     from rdev_common.sealing import KEY_FORM, Sealer, generate_key
 
     path = data_dir / "secrets.key"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secrets.key.")  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(generate_key() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another `rdev up` made it first
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-    key = path.read_text().strip()
+        _create_whole(path, generate_key() + "\n")
+    if path.stat().st_mode & 0o077:
+        print(f"rdev: {path} is readable by others; chmod 600 it", flush=True)
     try:
+        key = path.read_text().strip()
         if "," in key or Sealer.from_setting(key) is None:
             raise ValueError
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         raise SystemExit(f"{path} must hold one key of {KEY_FORM}") from None
     return key
+
+
+def _create_whole(path: Path, content: str) -> None:
+    """Create `path` (0600) holding `content`, unless it exists by now."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another `rdev up` made it first
+            pass
+        except OSError:  # no hard links here (vfat, some network filesystems)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(content)
+    finally:
+        os.unlink(tmp)
 
 
 @dataclass

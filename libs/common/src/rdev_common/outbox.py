@@ -43,6 +43,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rdev_common.db.engine import sqlite_file
 from rdev_common.db.tables import OutboxColumns, OutboxRow
 
 log = structlog.get_logger()
@@ -108,8 +109,9 @@ class OutboxRelay:
                     await self._mark(session, ids, sent=True)
             except Exception:
                 if ids:  # the claim rolled back: count the attempt, as on SQLite
-                    async with self.sessions() as session, session.begin():
-                        await self._mark(session, ids, sent=False)
+                    with contextlib.suppress(Exception):  # the publish's error is the one
+                        async with self.sessions() as session, session.begin():
+                            await self._mark(session, ids, sent=False)
                 raise
             sent = len(ids)
         if sent:
@@ -201,12 +203,11 @@ class OutboxRelay:
 
 
 def _sqlite_file(session: AsyncSession) -> str | None:
-    """The database file of a SQLite session (symbolic links resolved, so every path to
-    it finds the same lock); None for any other database, or one in memory."""
-    url = session.get_bind().engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return os.path.realpath(url.database)
+    """The database file of a plain SQLite session (symbolic links resolved, so every
+    path to it finds the same lock); None for any other, which takes the transactional
+    path."""
+    path = sqlite_file(session.get_bind().engine.url)
+    return os.path.realpath(path) if path else None
 
 
 @contextlib.contextmanager

@@ -120,7 +120,7 @@ def unseal(project: str, value: bytes, sealer: Sealer | None) -> dict[str, str]:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         raise SealError("this project's stored secrets are not JSON") from None
     if not isinstance(value, dict):
         raise SealError("this project's stored secrets are not a JSON object")

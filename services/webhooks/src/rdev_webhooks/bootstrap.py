@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
-from rdev_common.db.engine import create_engine, session_factory
+from rdev_common.db.engine import create_engine, session_factory, sqlite_file
 from rdev_common.db.tables import WebhookOutboxRow
 from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
@@ -29,7 +29,7 @@ from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
 from rdev_webhooks.adapters.httpx_sender import HttpxWebhookSender
 from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.adapters.sqlalchemy_store import SqlAlchemyDeliveryStore
-from rdev_webhooks.adapters.sqlite_threads import SqliteThreads, sqlite_file
+from rdev_webhooks.adapters.sqlite_threads import SqliteThreads
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest, consume_lifecycle
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy

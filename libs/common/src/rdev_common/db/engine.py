@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from rdev_common.telemetry import instrument_engine
@@ -16,6 +16,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The database file of a plain SQLite URL; None for anything else (another
+    database, in memory, URI options)."""
+    path = url.database
+    if url.get_backend_name() != "sqlite" or url.query or not path or path == ":memory:":
+        return None
+    return path
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -51,15 +51,6 @@ _DUE_ENDPOINTS = (
 )
 
 
-def sqlite_file(url: URL) -> str | None:
-    """The database file of a plain SQLite URL; None for anything else (in memory, URI
-    options), which the store then reads through SQLAlchemy."""
-    path = url.database
-    if url.get_backend_name() != "sqlite" or url.query or not path or path == ":memory:":
-        return None
-    return path
-
-
 @dataclass(frozen=True)
 class _Row:
     """A row as SQLAlchemy stores it on SQLite: JSON as text, datetimes as ISO text."""
