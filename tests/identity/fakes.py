@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -161,8 +162,14 @@ class FakeActiveCommands:
 class FakeSecretStore:
     data: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    async def put(self, project: str, secrets: dict[str, str]) -> None:
-        self.data[project] = dict(secrets)
+    async def sync(
+        self, project: str, current: Callable[[], Awaitable[dict[str, str] | None]]
+    ) -> None:
+        secrets = await current()
+        if secrets is None:
+            self.data.pop(project, None)
+        else:
+            self.data[project] = dict(secrets)
 
     async def remove(self, project: str) -> None:
         self.data.pop(project, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from rdev_api.adapters.nats_secret_store import NatsKvSecretStore
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.service_layer.apikey_service import flush_usage
 from rdev_api.service_layer.ports import SecretStore, Services, UnitOfWork
+from rdev_api.service_layer.project_service import current_secrets
 from rdev_api.settings import ApiSettings
 from rdev_common.outbox import OutboxRelay, nats_publisher
 from rdev_common.sealing import Sealer
@@ -63,7 +65,8 @@ async def _flush_usage_forever(services: Services, every_s: float) -> None:
 async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
     """Heal a crash between a project commit and the secret-store write, and seal every
     project's secrets under the current first key (after a rotation, the log line
-    saying all were written is the sign that the old key may go)."""
+    saying all were written is the sign that the old key may go). Each project is read
+    again as it is written, so an update made meanwhile is not undone."""
     try:
         async with uow:
             projects = await uow.projects.list()
@@ -73,7 +76,7 @@ async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
     failed = []
     for project in projects:
         try:
-            await store.put(project.id, project.secrets)
+            await store.sync(project.id, functools.partial(current_secrets, uow, project.id))
         except Exception as exc:
             failed.append(project.id)
             log.warning("secret store write failed", project=project.id, error=type(exc).__name__)

@@ -69,7 +69,14 @@ class ActiveCommands(Protocol):
 class SecretStore(Protocol):
     """Where executors read project secrets from; the api keeps it in step with the database."""
 
-    async def put(self, project: str, secrets: dict[str, str]) -> None: ...
+    async def sync(
+        self, project: str, current: Callable[[], Awaitable[dict[str, str] | None]]
+    ) -> None:
+        """Store `current()`, the project's secrets as read from the database at the
+        moment of the write (None: the project is gone); racing writers leave the
+        newest."""
+        ...
+
     async def remove(self, project: str) -> None: ...
 
 

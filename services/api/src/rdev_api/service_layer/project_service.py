@@ -93,9 +93,18 @@ def _apply(project: Project, changes: dict[str, Any], now: datetime) -> Project:
     return replace(p, updated_at=now)
 
 
-async def _publish_secrets(store: SecretStore | None, project: Project, changed: bool) -> None:
+async def current_secrets(uow: UnitOfWork, project_id: str) -> dict[str, str] | None:
+    """A project's secrets as the database holds them now (None: no such project)."""
+    async with uow:
+        project = await uow.projects.get_for_update(project_id)  # never from a cache
+    return dict(project.secrets) if project is not None else None
+
+
+async def _publish_secrets(
+    store: SecretStore | None, uow: UnitOfWork, project_id: str, changed: bool
+) -> None:
     if store is not None and changed:
-        await store.put(project.id, project.secrets)
+        await store.sync(project_id, lambda: current_secrets(uow, project_id))
 
 
 async def create_project(
@@ -128,7 +137,7 @@ async def create_project(
         )
         await uow.commit()
     log.info("project created", project=project.id)
-    await _publish_secrets(secret_store, project, bool(project.secrets))
+    await _publish_secrets(secret_store, uow, project.id, bool(project.secrets))
     return project
 
 
@@ -170,7 +179,7 @@ async def update_project(
         )
         await uow.commit()
     log.info("project updated", project=project.id, changed=sorted(given))
-    await _publish_secrets(secret_store, project, "secrets" in given)
+    await _publish_secrets(secret_store, uow, project.id, "secrets" in given)
     return project
 
 
