@@ -77,3 +77,32 @@ async def test_a_project_gone_by_the_time_of_the_write_leaves_no_entry(bucket: A
     assert await stored(bucket, sealer, "beta") is None
     await store.sync("beta", present)  # a project made again under the same id
     assert await stored(bucket, sealer, "beta") == {"TOKEN": "x"}
+
+
+async def test_removing_the_entry_of_a_gone_project_does_not_remove_a_newer_one(
+    bucket: Any,
+) -> None:
+    sealer = Sealer([generate_key()])
+    store = NatsKvSecretStore(bucket, sealer)
+    database: dict[str, dict[str, str]] = {"gamma": {"TOKEN": "old"}}
+
+    async def now() -> dict[str, str] | None:
+        return database.get("gamma")
+
+    await store.sync("gamma", now)
+    reads = 0
+
+    async def deleted_then_made_again() -> dict[str, str] | None:
+        # This writer saw the project deleted; before it removes the entry, the project
+        # is made again and its entry written.
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            database["gamma"] = {"TOKEN": "new"}
+            await store.sync("gamma", now)
+            return None
+        return database.get("gamma")
+
+    await store.sync("gamma", deleted_then_made_again)
+    assert reads == 2
+    assert await stored(bucket, sealer, "gamma") == {"TOKEN": "new"}

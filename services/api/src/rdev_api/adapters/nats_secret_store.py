@@ -14,10 +14,15 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from rdev_common.sealing import Sealer, seal
 from rdev_common.streams import SECRETS_BUCKET
+
+# Each lost race means another writer stored a newer read; this many in a row is not a race.
+MAX_TRIES = 50
+# JetStream's error code for a write whose expected last subject sequence is stale.
+WRONG_LAST_SEQUENCE = 10071
 
 
 class NatsKvSecretStore:
@@ -35,7 +40,7 @@ class NatsKvSecretStore:
         write always carries a read of the database made after every earlier write.
         """
         kv = await self.js.key_value(SECRETS_BUCKET)
-        while True:
+        for _ in range(MAX_TRIES):
             try:
                 revision: int | None = (await kv.get(project)).revision
             except KeyNotFoundError:  # never written, or deleted
@@ -43,8 +48,8 @@ class NatsKvSecretStore:
             secrets = await current()
             try:
                 if secrets is None:
-                    if revision is not None:
-                        await kv.purge(project)
+                    if revision is not None:  # a delete marker, as of that revision only
+                        await kv.delete(project, last=revision)
                 elif revision is None:
                     await kv.create(project, seal(project, secrets, self.sealer))
                 else:
@@ -52,6 +57,10 @@ class NatsKvSecretStore:
                 return
             except KeyWrongLastSequenceError:
                 continue  # another writer came in between
+            except APIError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:  # delete() does not translate it
+                    raise
+        raise RuntimeError(f"the secrets entry of {project!r} kept changing: {MAX_TRIES} tries")
 
     async def remove(self, project: str) -> None:
         kv = await self.js.key_value(SECRETS_BUCKET)
