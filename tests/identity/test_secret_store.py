@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from rdev_api.adapters.nats_secret_store import NatsKvSecretStore
 from rdev_common.broker import EmbeddedNats, connect
@@ -27,7 +28,7 @@ async def stored(js: Any, sealer: Sealer, project: str) -> dict[str, str] | None
     kv = await js.key_value(SECRETS_BUCKET)
     try:
         entry = await kv.get(project)
-    except Exception:
+    except KeyNotFoundError:  # never written, or deleted
         return None
     return unseal(project, entry.value or b"", sealer)
 

@@ -87,6 +87,8 @@ class OutboxRelay:
         self.keep_s = keep_s
         self._wake = asyncio.Event()
         self._prune_at = 0.0
+        self._looked_up = False
+        self._sqlite_file: str | None = None  # the database file, if SQLite
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows."""
@@ -94,29 +96,33 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events; returns how many were sent."""
-        async with self.sessions() as session:
-            sqlite_file = _sqlite_file(session)
-        if sqlite_file is not None:
-            sent = await self._relay_sqlite(sqlite_file)
+        if not self._looked_up:
+            async with self.sessions() as session:  # no connection: the engine's URL only
+                self._sqlite_file = _sqlite_file(session)
+            self._looked_up = True
+        if self._sqlite_file is not None:
+            sent = await self._relay_sqlite(self._sqlite_file)
         else:
-            ids: list[str] = []
-            try:
-                async with self.sessions() as session, session.begin():
-                    query = self._unsent().limit(self.batch).with_for_update(skip_locked=True)
-                    rows = list(await session.scalars(query))
-                    ids = [row.id for row in rows]
-                    await self._publish_all(rows)
-                    await self._mark(session, ids, sent=True)
-            except Exception:
-                if ids:  # the claim rolled back: count the attempt, as on SQLite
-                    with contextlib.suppress(Exception):  # the publish's error is the one
-                        async with self.sessions() as session, session.begin():
-                            await self._mark(session, ids, sent=False)
-                raise
-            sent = len(ids)
+            sent = await self._relay_claimed()
         if sent:
             log.info("outbox events published", table=self._name, count=sent)
         return sent
+
+    async def _relay_claimed(self) -> int:
+        """PostgreSQL: the batch's rows stay locked (SKIP LOCKED for other replicas)
+        while they are published, in the transaction that marks them."""
+        ids: list[str] = []
+        try:
+            async with self.sessions() as session, session.begin():
+                query = self._unsent().limit(self.batch).with_for_update(skip_locked=True)
+                rows = list(await session.scalars(query))
+                ids = [row.id for row in rows]
+                await self._publish_all(rows)
+                await self._mark(session, ids, sent=True)
+        except Exception:
+            await self._count_failed(ids)  # the claim rolled back with the publish
+            raise
+        return len(ids)
 
     async def _relay_sqlite(self, database: str) -> int:
         with _file_lock(f"{database}.{self._name}-relay.lock") as ours:
@@ -124,17 +130,26 @@ class OutboxRelay:
                 return 0  # another relay on this database is at work
             async with self.sessions() as session:  # a read: no write lock
                 rows = list(await session.scalars(self._unsent().limit(self.batch)))
-            if not rows:
-                return 0
+            ids = [row.id for row in rows]
             try:
                 await self._publish_all(rows)
             except Exception:
-                async with self.writes, self.sessions() as session, session.begin():
-                    await self._mark(session, [row.id for row in rows], sent=False)
+                await self._count_failed(ids)
                 raise
             async with self.writes, self.sessions() as session, session.begin():
-                await self._mark(session, [row.id for row in rows], sent=True)
-            return len(rows)
+                await self._mark(session, ids, sent=True)
+            return len(ids)
+
+    async def _count_failed(self, ids: list[str]) -> None:
+        """One more attempt for rows a failed pass tried; the publish's error is the one
+        that matters, so a failure here is only logged."""
+        if not ids:
+            return
+        try:
+            async with self.writes, self.sessions() as session, session.begin():
+                await self._mark(session, ids, sent=False)
+        except Exception as exc:
+            log.warning("outbox attempt not counted", table=self._name, error=type(exc).__name__)
 
     def _unsent(self) -> Any:
         row = self.table
