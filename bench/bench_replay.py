@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from rdev_common.broker import EmbeddedNats, connect, free_port
 from rdev_common.db.engine import sync_url
 from rdev_common.db.migrate import upgrade
+from rdev_common.events import OutputBatch
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import LIFECYCLE, RUNS, ensure_streams
 
@@ -37,25 +38,16 @@ BIN = Path(sys.executable).parent
 WINDOW = 2000
 
 
-def output_event(project: str, command_id: str, n: int) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "rdev/executor/bench",
-            "type": "dev.rdev.command.output.v1",
-            "subject": command_id,
-            "time": "2026-11-27T12:00:00.000000Z",
-            "datacontenttype": "application/json",
-            "project": project,
-            "data": {
-                "command_id": command_id,
-                "stream": "stdout",
-                "first_line": n,
-                "lines": [f"line {n} of a build log, as long as a typical one is"],
-            },
-        }
-    ).encode()
+def output_event(project: str, command_id: str, n: int) -> tuple[bytes, dict[str, str]]:
+    """One line of a build log as the executor stores it (binary mode): payload, headers."""
+    batch = OutputBatch(
+        command_id=command_id,
+        stream="stdout",
+        first_line=n,
+        text=f"line {n} of a build log, as long as a typical one is".encode(),
+    )
+    headers, payload = batch.message(source="rdev/executor/bench", project=project)
+    return payload, headers
 
 
 async def publish_windows(js, messages, total: int, label: str) -> float:
@@ -63,8 +55,10 @@ async def publish_windows(js, messages, total: int, label: str) -> float:
     started = time.perf_counter()
     futures = []
     done = 0
-    for subject, payload in messages:
-        futures.append(await js.publish_async(subject, payload))
+    for subject, payload, *headers in messages:
+        futures.append(
+            await js.publish_async(subject, payload, headers=headers[0] if headers else None)
+        )
         if len(futures) >= WINDOW:
             await asyncio.gather(*futures)
             done += len(futures)
@@ -79,7 +73,7 @@ def run_events(count: int):
     per_command = 1000
     for i in range(count):
         command_id = f"cmd-{i // per_command:06d}"
-        yield f"rdev.runs.bench.{command_id}.output", output_event("bench", command_id, i)
+        yield f"rdev.runs.bench.{command_id}.output", *output_event("bench", command_id, i)
 
 
 async def ordered_consumer_ceiling(url: str, count: int) -> float:

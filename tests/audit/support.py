@@ -22,9 +22,9 @@ from rdev_common.db.engine import sync_url
 from rdev_common.events import (
     CloudEvent,
     CommandCompleted,
-    CommandOutput,
     CommandRequested,
     CommandStarted,
+    OutputBatch,
     Reason,
 )
 from rdev_common.ids import new_id
@@ -121,6 +121,31 @@ class AuditProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class BinaryOutput:
+    """An output batch as the executor publishes it: CloudEvents binary mode."""
+
+    batch: OutputBatch
+    project: str
+    id: str = field(default_factory=new_id)
+
+    @property
+    def subject(self) -> str:
+        return self.batch.command_id
+
+    def message(self) -> tuple[dict[str, str], bytes]:
+        headers, payload = self.batch.message(
+            source="rdev/test", project=self.project, event_id=self.id
+        )
+        return {**headers, "Nats-Msg-Id": self.id}, payload
+
+
+def _message(event: CloudEvent | BinaryOutput) -> tuple[dict[str, str], bytes]:
+    if isinstance(event, BinaryOutput):
+        return event.message()
+    return {"Nats-Msg-Id": event.id}, event.to_bytes()
+
+
 def run_events(project: str, command_id: str, actor: str, exit_code: int = 0) -> list[tuple]:
     """(subject, event) of one run: requested (on RDEV_COMMANDS), started, output, completed."""
     requested = CommandRequested(
@@ -131,7 +156,9 @@ def run_events(project: str, command_id: str, actor: str, exit_code: int = 0) ->
         client_ip="127.0.0.1",
     )
     started = CommandStarted(command_id=command_id, project=project, executor="test-host")
-    output = CommandOutput(command_id=command_id, stream="stdout", first_line=1, lines=["x"])
+    output = BinaryOutput(
+        OutputBatch(command_id=command_id, stream="stdout", first_line=1, text=b"x"), project
+    )
     completed = CommandCompleted(
         command_id=command_id,
         project=project,
@@ -146,8 +173,7 @@ def run_events(project: str, command_id: str, actor: str, exit_code: int = 0) ->
          wrap(requested, source=src, subject=command_id, project=project, actor=actor)),
         (subjects.run_event(project, command_id, "started"),
          wrap(started, source=src, subject=command_id, project=project)),
-        (subjects.run_event(project, command_id, "output"),
-         wrap(output, source=src, subject=command_id, project=project)),
+        (subjects.run_event(project, command_id, "output"), output),
         (subjects.run_event(project, command_id, "completed"),
          wrap(completed, source=src, subject=command_id, project=project)),
     ]  # fmt: skip
@@ -168,10 +194,11 @@ async def publish_all(js: JetStreamContext, events: list[tuple], window: int = 5
     """Publish in windows of concurrent acked publishes (fast, and every one confirmed)."""
     for start in range(0, len(events), window):
         chunk = events[start : start + window]
+        messages = [(subject, *_message(event)) for subject, event in chunk]
         await asyncio.gather(
             *(
-                js.publish(subject, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
-                for subject, event in chunk
+                js.publish(subject, payload, headers=headers)
+                for subject, headers, payload in messages
             )
         )
 

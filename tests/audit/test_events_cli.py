@@ -30,6 +30,12 @@ async def test_replay_ranges_filters_and_info(js, env: dict[str, str]) -> None:
     events = [json.loads(line) for line in everything.stdout.splitlines()]
     assert len(events) == last
     assert all(e["specversion"] == "1.0" and e["type"].startswith("dev.rdev.") for e in events)
+    # Output, stored in binary mode, prints as the same event in JSON: text as `data`.
+    outputs = [e for e in events if e["type"] == "dev.rdev.command.output.v2"]
+    assert len(outputs) == 50
+    assert {(e["data"], e["datacontenttype"], e["firstline"]) for e in outputs} == {
+        ("x", "text/plain; charset=utf-8", "1")
+    }
 
     only_alpha = await asyncio.to_thread(
         rdev_cli, env, "events", "replay", "--stream", RUNS, "--subject", "rdev.runs.alpha.>"

@@ -9,7 +9,7 @@ import nats
 import pytest
 
 from rdev_common.broker import EmbeddedNats
-from rdev_common.events import CommandOutput
+from rdev_common.events import OutputBatch
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import RUNS_MAX_MSG_SIZE, ensure_streams
 from rdev_executor.adapters.nats_event_log import NatsEventLog
@@ -27,14 +27,13 @@ async def test_an_event_the_stream_refuses_raises_payload_too_large(tmp_path: Pa
         js = nc.jetstream()
         await ensure_streams(js, CommonSettings())
         log = NatsEventLog(js, "rdev/executor/test", max_payload=nc.max_payload)
-        event = CommandOutput(command_id="c1", stream="stdout", first_line=1, lines=[])
-        lines = b'["' + b"x" * RUNS_MAX_MSG_SIZE + b'"]'
+        big = OutputBatch(
+            command_id="c1", stream="stdout", first_line=1, text=b"x" * RUNS_MAX_MSG_SIZE
+        )
         with pytest.raises(PayloadTooLarge):
-            await asyncio.wait_for(
-                log.publish(event, "output", project="p", command_id="c1", lines_json=lines), 10
-            )
-        small = b'["' + b"x" * 1000 + b'"]'
-        seq = await log.publish(event, "output", project="p", command_id="c1", lines_json=small)
+            await asyncio.wait_for(log.publish_output(big, project="p"), 10)
+        small = OutputBatch(command_id="c1", stream="stdout", first_line=1, text=b"x" * 1000)
+        seq = await log.publish_output(small, project="p")
         assert seq >= 1
     finally:
         await nc.close()

@@ -5,8 +5,20 @@ from __future__ import annotations
 import json
 
 import httpx
+import nats
 import pytest
 
+from rdev_common import streams, subjects
+from rdev_common.broker import EmbeddedNats
+from rdev_common.events import (
+    OUTPUT_TYPE,
+    CloudEvent,
+    CommandCompleted,
+    CommandOutput,
+    CommandRequested,
+    EventData,
+)
+from rdev_common.ids import new_id
 from tests.e2e.sse_helpers import events_url, read_events, submit
 from tests.support import RdevSystem, wait_for
 
@@ -49,15 +61,81 @@ def test_invalid_utf8_is_replaced(system: RdevSystem, project: str) -> None:
 def test_a_batch_too_large_for_the_broker_goes_in_parts_in_order(
     system: RdevSystem, project: str
 ) -> None:
-    # 600 kB of control characters: a 512 KiB batch of them is 3 MB of JSON.
-    cid, events = run(system, project, "head -c 600000 /dev/zero | tr '\\0' '\\1' | fold -w 100")
+    # 300,000 lines of one character, every other one ended by CR: a batch lists
+    # those in its `ce-cr` header, and a 512 KiB batch's list is far over the 64 KiB
+    # of headers JetStream stores.
+    command = "yes '.\r.' | head -n 150000; echo done"
+    cid, events = run(system, project, command)
     assert events[-1].data["exit_code"] == 0
     with system.client() as client:
         jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
+        text = client.get(f"/commands/{cid}/output").content
     rows = [json.loads(line) for line in jsonl.splitlines()]
-    assert [r["n"] for r in rows[:-1]] == list(range(1, 6001))
-    assert all(r["line"] == "\x01" * 100 for r in rows[:-1])
-    assert rows[-1]["complete"]["lines"] == 6000
+    assert [r["n"] for r in rows[:-1]] == list(range(1, 300002))
+    assert all(r["line"] == "." for r in rows[:300000])
+    assert [i for i, r in enumerate(rows[:300000]) if r.get("cr")] == list(range(0, 300000, 2))
+    assert rows[300000]["line"] == "done"
+    assert rows[-1]["complete"]["lines"] == 300001
+    assert text == b".\r.\n" * 150000 + b"done\n"
+
+
+async def test_output_is_stored_as_its_text_in_binary_mode(
+    system: RdevSystem, project: str, broker: EmbeddedNats
+) -> None:
+    cid, _ = run(system, project, 'echo one; echo "two \\"quoted\\""')
+    nc = await nats.connect(broker.url)
+    try:
+        msg = await nc.jetstream().get_last_msg(
+            streams.RUNS, subjects.run_event(project, cid, "output"), direct=True
+        )
+    finally:
+        await nc.close()
+    headers = msg.headers or {}
+    assert msg.data == b'one\ntwo "quoted"'
+    assert headers["ce-type"] == OUTPUT_TYPE
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert (headers["ce-subject"], headers["ce-project"]) == (cid, project)
+    assert (headers["ce-stream"], headers["ce-firstline"]) == ("stdout", "1")
+    assert headers["Nats-Msg-Id"] == headers["ce-id"]
+
+
+async def test_output_stored_as_json_before_binary_mode_still_replays(
+    system: RdevSystem, project: str, broker: EmbeddedNats
+) -> None:
+    """A run whose output is `…output.v1` (JSON structured), as stored by an older
+    executor, reads back through SSE and /output as before."""
+    cid = new_id()
+    output = CommandOutput(
+        command_id=cid, stream="stdout", first_line=1, lines=["old", 'q"uote', "10%"], cr=[2]
+    )
+    completed = CommandCompleted(
+        command_id=cid, project=project, exit_code=0, reason="exited", duration_ms=1, lines=3
+    )
+    requested = CommandRequested(command_id=cid, project=project, command="true")
+    nc = await nats.connect(broker.url)
+
+    async def store(event: EventData, subject: str, stream: str) -> None:
+        envelope = CloudEvent.wrap(event, source="rdev/old", subject=cid, project=project)
+        await nc.jetstream().publish(
+            subject, envelope.to_bytes(), headers={"Nats-Msg-Id": envelope.id}, stream=stream
+        )
+
+    try:
+        # The run's end is stored before its request, so no executor runs it again.
+        await store(output, subjects.run_event(project, cid, "output"), streams.RUNS)
+        await store(completed, subjects.run_event(project, cid, "completed"), streams.RUNS)
+        await store(requested, subjects.command("normal", project, cid), streams.COMMANDS)
+    finally:
+        await nc.close()
+    with system.client() as client:
+        _, events = read_events(client, events_url(project, cid))
+        text = client.get(f"/commands/{cid}/output").content
+    assert [(e.data["line"], e.data.get("cr")) for e in events if e.event == "output"] == [
+        ("old", None),
+        ('q"uote', None),
+        ("10%", True),
+    ]
+    assert text == b'old\nq"uote\n10%\r'
 
 
 def test_output_endpoint_text_and_jsonl(system: RdevSystem, project: str) -> None:

@@ -89,7 +89,7 @@ class Run:
 
     async def next_event(self) -> CloudEvent:
         msg = await self.sub.next_msg(timeout=WAIT_S)
-        event = CloudEvent.from_bytes(msg.data)
+        event = CloudEvent.from_message(msg.data, msg.headers)
         self.events.append(event)
         return event
 
@@ -109,7 +109,7 @@ class Run:
             line
             for e in self.events
             if e.type.startswith("dev.rdev.command.output") and e.data["stream"] == stream
-            for line in e.data["lines"]
+            for line in e.data["text"].split("\n")
         ]
 
     def completed(self) -> dict[str, Any]:

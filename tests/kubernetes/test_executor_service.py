@@ -96,7 +96,7 @@ async def events_until_completed(sub: Any, *, until: str = "completed") -> list[
     events: list[CloudEvent] = []
     while not events or not events[-1].type.startswith(f"dev.rdev.command.{until}"):
         msg = await sub.next_msg(timeout=WAIT_S * 2)
-        events.append(CloudEvent.from_bytes(msg.data))
+        events.append(CloudEvent.from_message(msg.data, msg.headers))
     return events
 
 
@@ -105,7 +105,7 @@ def stdout_lines(events: list[CloudEvent]) -> list[str]:
         line
         for e in events
         if e.type.startswith("dev.rdev.command.output") and e.data["stream"] == "stdout"
-        for line in e.data["lines"]
+        for line in e.data["text"].split("\n")
     ]
 
 

@@ -9,5 +9,5 @@ from rdev_executor.bootstrap import check_line_fits
 
 def test_the_executor_refuses_a_line_limit_the_broker_cannot_carry() -> None:
     check_line_fits(8 * 1024, 1024 * 1024)
-    with pytest.raises(SystemExit, match=r"RDEV_OUTPUT_MAX_LINE_CHARS=200000.*at most 174080"):
-        check_line_fits(200_000, 1024 * 1024)
+    with pytest.raises(SystemExit, match=r"RDEV_OUTPUT_MAX_LINE_CHARS=300000.*at most 261120"):
+        check_line_fits(300_000, 1024 * 1024)

@@ -1,75 +1,102 @@
-"""Output events encoded and read in bulk agree with the plain JSON path, whatever the lines."""
+"""Output events: binary mode (v2) on the wire, JSON (v1) still read, the same text from both."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
-from rdev_api.entrypoints.logs import PlainText, _text
-from rdev_common.events import CloudEvent, CommandOutput, lines_json
+from rdev_api.entrypoints.logs import _jsonl, _text
+from rdev_common.events import OUTPUT_TYPE, CloudEvent, CommandOutput, OutputBatch
 
 CASES = [
     ["a", "b", ""],
     ["", ""],
+    [""],
     ['x"y'],
     ["back\\slash", "n"],
     ["ünï", 'c,","d'],
     ["tab\there", "\x1b[31mred\x1b[0m"],
     ["]", '"]', "[", '"lines":["'],
-    ['a","b'],
-    ["\u2028 line separator"],
+    ["\u2028 line separator", "\ufffd replaced"],
 ]
 
 
-def _after_commas() -> PlainText:
-    """A reader that has met a line with a comma of its own: it rejoins by replacing."""
-    plain_text = PlainText()
-    plain_text(event(["a,b"], []).to_bytes(lines_json("a,b")))
-    assert plain_text.commas
-    return plain_text
+def v2(lines: list[str], **flags: tuple[int, ...]) -> OutputBatch:
+    text = "\n".join(lines).encode()
+    return OutputBatch(command_id="c1", stream="stderr", first_line=7, text=text, **flags)
 
 
-def event(lines: list[str], partial: list[int]) -> CloudEvent:
-    return CloudEvent.wrap(
-        CommandOutput(command_id="c", stream="stdout", first_line=1, lines=lines, partial=partial),
-        source="rdev/test",
-        subject="c",
-        project="p",
+def v1_message(lines: list[str], partial: list[int], cr: list[int]) -> bytes:
+    output = CommandOutput(
+        command_id="c1", stream="stderr", first_line=7, lines=lines, partial=partial, cr=cr
     )
+    return CloudEvent.wrap(output, source="rdev/old", subject="c1", project="p").to_bytes()
 
 
 @pytest.mark.parametrize("lines", CASES)
-def test_lines_json_is_the_json_of_the_lines(lines: list[str]) -> None:
-    assert orjson.loads(lines_json("\n".join(lines))) == lines
+@pytest.mark.parametrize(("partial", "cr"), [((), ()), ((0,), ()), ((), (0,))])
+def test_both_content_modes_read_back_as_the_same_batch(
+    lines: list[str], partial: tuple[int, ...], cr: tuple[int, ...]
+) -> None:
+    batch = v2(lines, partial=partial, cr=cr)
+    headers, payload = batch.message(source="rdev/executor/h", project="p", event_id="e1")
+    assert payload == "\n".join(lines).encode()  # the text itself, nothing escaped
+    from_wire = OutputBatch.from_message(payload, headers)
+    from_v1 = OutputBatch.from_message(v1_message(lines, list(partial), list(cr)), None)
+    assert from_wire == from_v1 == batch
+    assert from_wire.lines == lines
+    assert _text(from_wire) == _text(from_v1)
+    assert _jsonl(from_wire) == _jsonl(from_v1)
 
 
-@pytest.mark.parametrize("lines", CASES)
-@pytest.mark.parametrize("partial", [[], [0]])
-def test_plain_text_is_the_parsed_text_or_declines(lines: list[str], partial: list[int]) -> None:
-    ev = event(lines, partial)
-    for raw in (ev.to_bytes(), ev.to_bytes(lines_json("\n".join(lines)))):
-        assert CloudEvent.from_bytes(raw).payload() == ev.payload()
-        for plain_text in (PlainText(), _after_commas()):
-            fast = plain_text(raw)
-            assert fast is None or fast == _text(orjson.loads(raw)["data"])
+def test_the_headers_are_the_cloudevents_attributes() -> None:
+    headers, _ = v2(["x"] * 3, partial=(0, 1), cr=(2,)).message(
+        source="rdev/executor/h", project="demo", event_id="e1", traceparent="00-ab-cd-01"
+    )
+    assert headers == {
+        "ce-specversion": "1.0",
+        "ce-id": "e1",
+        "ce-source": "rdev/executor/h",
+        "ce-type": OUTPUT_TYPE,
+        "ce-subject": "c1",
+        "ce-time": headers["ce-time"],
+        "content-type": "text/plain; charset=utf-8",
+        "ce-project": "demo",
+        "ce-stream": "stderr",
+        "ce-firstline": "7",
+        "ce-partial": "0-1",
+        "ce-cr": "2",
+        "ce-traceparent": "00-ab-cd-01",
+    }
 
 
-def test_plain_lines_take_the_bulk_path() -> None:
-    raw = event(["1", "2", "", "ü"], []).to_bytes(lines_json("1\n2\n\nü"))
-    assert PlainText()(raw) == "1\n2\n\nü\n".encode()
+def test_a_source_outside_printable_ascii_is_percent_encoded_and_read_back() -> None:
+    source = 'rdev/executor/hôte "a" 100%'
+    headers, payload = v2(["x"]).message(source=source, project="p")
+    assert headers["ce-source"].isascii()
+    assert '"' not in headers["ce-source"]
+    event = CloudEvent.from_message(payload, headers)
+    assert event.source == source
+    assert event.type == OUTPUT_TYPE
+    assert event.data["text"] == "x"
+    assert event.data["first_line"] == 7
 
 
-def test_plain_text_finds_the_array_whatever_order_the_fields_come_in() -> None:
-    flags_first = b'{"data":{"partial":[],"cr":[],"lines":["a]","[b","c"],"first_line":1}}'
-    flags_last = b'{"data":{"first_line":1,"lines":["a]","[b","c"],"partial":[],"cr":[]}}'
-    for raw in (flags_first, flags_last):
-        assert PlainText()(raw) == b"a]\n[b\nc\n" == _text(orjson.loads(raw)["data"])
+def test_a_structured_event_is_read_from_its_payload() -> None:
+    raw = v1_message(["a"], [], [])
+    assert CloudEvent.from_message(raw, {"Nats-Msg-Id": "x"}) == CloudEvent.from_bytes(raw)
 
 
-def test_commas_of_the_lines_are_told_from_the_separators() -> None:
-    plain_text = PlainText()
-    for lines in (["1", "2"], ["", ""], [""], ["x"], ["a,b", "c"], ["d", "e"], [",", ""]):
-        raw = event(lines, []).to_bytes(lines_json("\n".join(lines)))
-        assert plain_text(raw) == "".join(f"{line}\n" for line in lines).encode()
-    # From the first line with a comma on, the run is rejoined the general way.
-    assert plain_text.commas
+def test_text_ends_split_lines_without_a_newline_and_progress_lines_with_cr() -> None:
+    batch = v2(["abc", "def", "10%", "20%", "done"], partial=(0,), cr=(2, 3))
+    assert _text(batch) == b"abcdef\n10%\r20%\rdone\n"
+    assert _text(v2(["1", "2"])) == b"1\n2\n"
+
+
+@pytest.mark.parametrize(
+    ("indices", "header"),
+    [((0,), "0"), ((0, 1, 2, 3), "0-3"), ((1, 3, 4, 5, 9), "1,3-5,9"), ((7, 8), "7-8")],
+)
+def test_flag_lists_travel_as_ranges(indices: tuple[int, ...], header: str) -> None:
+    headers, payload = v2(["x"] * 10, cr=indices).message(source="s", project="p")
+    assert headers["ce-cr"] == header
+    assert OutputBatch.from_message(payload, headers).cr == indices

@@ -7,6 +7,12 @@ import json
 import pytest
 
 from rdev_api.entrypoints.sse import Position, render_completed, render_output
+from rdev_common.events import OutputBatch
+
+
+def batch(stream: str, first_line: int, lines: list[str], **flags: tuple[int, ...]) -> OutputBatch:
+    text = "\n".join(lines).encode()
+    return OutputBatch(command_id="c1", stream=stream, first_line=first_line, text=text, **flags)
 
 
 def parse(chunk: bytes) -> list[dict[str, object]]:
@@ -26,12 +32,11 @@ def parse(chunk: bytes) -> list[dict[str, object]]:
     [
         ["plain", "ascii", "ünïcode €"],
         ['a "quote"', "back\\slash", "tab\there", "bell\x07"],
+        ["", "", "carriage\rinside"],
     ],
 )
 def test_each_line_is_an_event_with_its_number_and_id(lines: list[str]) -> None:
-    events = parse(
-        render_output(42, {"stream": "stdout", "first_line": 10, "lines": lines}, -1, "")
-    )
+    events = parse(render_output(42, batch("stdout", 10, lines), -1, ""))
     assert [e["data"]["line"] for e in events] == lines  # type: ignore[index]
     assert [e["data"]["n"] for e in events] == list(range(10, 10 + len(lines)))  # type: ignore[index]
     assert [e["id"] for e in events] == [f"42-{i}" for i in range(len(lines))]
@@ -39,23 +44,12 @@ def test_each_line_is_an_event_with_its_number_and_id(lines: list[str]) -> None:
 
 
 def test_resuming_inside_a_batch_skips_the_lines_already_seen() -> None:
-    chunk = render_output(
-        7,
-        {"stream": "stderr", "first_line": 1, "lines": ["a", "b", "c"]},
-        Position.parse("7-1").index,
-        "",
-    )
+    chunk = render_output(7, batch("stderr", 1, ["a", "b", "c"]), Position.parse("7-1").index, "")
     assert [e["data"]["line"] for e in parse(chunk)] == ["c"]  # type: ignore[index]
 
 
 def test_flags_and_extra_fields() -> None:
-    data = {
-        "stream": "stdout",
-        "first_line": 1,
-        "lines": ["x" * 4, "y", "10%"],
-        "partial": [0],
-        "cr": [2],
-    }
+    data = batch("stdout", 1, ["x" * 4, "y", "10%"], partial=(0,), cr=(2,))
     events = parse(render_output(3, data, -1, ',"stream_id":"c1"'))
     assert [e["data"].get("partial") for e in events] == [True, None, None]  # type: ignore[union-attr]
     assert [e["data"].get("cr") for e in events] == [None, None, True]  # type: ignore[union-attr]

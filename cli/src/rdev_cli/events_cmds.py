@@ -21,6 +21,7 @@ from rich.table import Table
 
 from rdev_cli.replay import Replay, ReplayRange, Sink
 from rdev_common.broker import connect
+from rdev_common.events import structured
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import ALL_STREAMS
 
@@ -132,7 +133,7 @@ async def _tail(stream: str, subject: str | None, from_seq: int | None, fmt: str
             deliver_policy=config.deliver_policy,
         )
         async for msg in sub.messages:
-            write(msg.metadata.sequence.stream, msg.subject, msg.data)
+            write(msg.metadata.sequence.stream, msg.subject, structured(msg.data, msg.headers))
             out.flush()
     finally:
         await nc.close()

@@ -18,6 +18,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from rdev_common.events import structured
+
 BATCH = 4096
 IN_FLIGHT = 2
 PULL_EXPIRES_NS = 5_000_000_000
@@ -111,7 +113,7 @@ class Replay:
             return
         self._received += 1
         if stored_ns >= self._since_ns:
-            self.sink(seq, msg.subject, msg.data)
+            self.sink(seq, msg.subject, structured(msg.data, msg.headers))
             self.count += 1
         if seq >= self._last or pending == 0:
             self._done.set()

@@ -29,9 +29,11 @@ from rdev_common.events import (
     CommandStarted,
     EventData,
 )
+from rdev_common.events import OUTPUT_CONTENT_TYPE as TEXT
+from rdev_common.events import OUTPUT_TYPE as OUTPUT_V2
 from rdev_common.webhook_events import ADMIN_ACTIONS, DeliveryAttempted, WebhookDisabled
 
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 REF = "#/components/schemas/{model}"
 
 
@@ -60,7 +62,12 @@ def channels() -> list[Channel]:
             "`rdev.runs.{project}.{command_id}.requested` and into RDEV_LIFECYCLE.",
         ),
         _run_channel(CommandStarted, "An executor started the command."),
-        _run_channel(CommandOutput, "A batch of output lines (RDEV_RUNS only)."),
+        _run_channel(
+            CommandOutput,
+            "A batch of output lines (RDEV_RUNS only): `…output.v2`, in CloudEvents binary "
+            "mode (the text is the payload, the attributes are `ce-` headers). `…output.v1`, "
+            "JSON structured, is no longer published but is still read.",
+        ),
         _run_channel(CommandCompleted, "The run ended; exactly one per run."),
         _run_channel(CommandCancelRequested, "Someone asked to cancel the run."),
     ]
@@ -119,6 +126,60 @@ def _message(model: type[EventData]) -> dict[str, Any]:
     }
 
 
+_OUTPUT_HEADERS = {
+    "ce-specversion": "1.0",
+    "ce-id": "the event id (UUIDv7), also in Nats-Msg-Id",
+    "ce-source": "rdev/executor/<host>, percent-encoded outside printable ASCII",
+    "ce-type": OUTPUT_V2,
+    "ce-subject": "the command id",
+    "ce-time": "RFC 3339",
+    "content-type": TEXT,
+    "ce-project": "the project id",
+    "ce-stream": "stdout or stderr",
+    "ce-firstline": "the 1-based number of the payload's first line in the run's log",
+}
+_OUTPUT_FLAGS = {
+    "ce-partial": "indices of lines split for length (each continues in the next line)",
+    "ce-cr": "indices of lines ended by a bare carriage return (progress output)",
+    "ce-traceparent": "W3C trace context of the run",
+}
+
+
+def _binary_output_message() -> dict[str, Any]:
+    """`command.output` v2: the lines as the payload, attributes in headers."""
+    flags = {
+        name: {"type": "string", "description": f"{text}; comma-separated, ranges as a-b"}
+        for name, text in _OUTPUT_FLAGS.items()
+        if name != "ce-traceparent"
+    }
+    return {
+        "name": OUTPUT_V2,
+        "title": "command.output",
+        "contentType": TEXT,
+        "headers": {
+            "type": "object",
+            "required": [*_OUTPUT_HEADERS, "Nats-Msg-Id"],
+            "properties": {
+                **{
+                    name: {"type": "string", "description": d}
+                    for name, d in _OUTPUT_HEADERS.items()
+                },
+                **flags,
+                "ce-traceparent": {
+                    "type": "string",
+                    "description": _OUTPUT_FLAGS["ce-traceparent"],
+                },
+                "Nats-Msg-Id": {"type": "string", "description": "the event id (de-duplication)"},
+                "traceparent": {"type": "string", "description": "W3C trace context"},
+            },
+        },
+        "payload": {
+            "type": "string",
+            "description": 'The batch\'s lines, UTF-8, joined by "\\n", without a final newline.',
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent, defs)}
@@ -141,6 +202,13 @@ def document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{name}"},
             "summary": f"Subscribe to {channel.model.kind}",
         }
+    # Output is published as v2 (binary mode); v1 stays documented for stored history.
+    messages["commandOutputV2"] = _binary_output_message()
+    out_channels["commandOutput"]["messages"] = {
+        name: {"$ref": f"#/components/messages/{name}"}
+        for name in ("commandOutputV2", "commandOutput")
+    }
+    operations["receive_commandOutput"]["summary"] = "Subscribe to command.output (v2 and v1)"
     schemas.update(defs)
     return {
         "asyncapi": "3.0.0",
@@ -148,7 +216,8 @@ def document() -> dict[str, Any]:
             "title": "rdev events",
             "version": CONTRACT_VERSION,
             "description": (
-                "CloudEvents 1.0 (JSON structured mode) that rdev publishes on NATS JetStream. "
+                "CloudEvents 1.0 that rdev publishes on NATS JetStream: JSON structured mode, "
+                "but for command output, which is in binary mode (its text is the payload). "
                 "Each event type carries its own version in `type` (…v1); a change of shape "
                 "is a new type, never an edit. See docs/events.md."
             ),

@@ -1,15 +1,19 @@
 """The event contract: CloudEvents 1.0 envelopes around frozen, versioned payloads.
 
-Every event rdev publishes is a CloudEvent in JSON structured mode. The payload
-models below are the public contract for internal subscribers; a change of shape
-gets a new `type` version, never an in-place edit.
+Every event rdev publishes is a CloudEvent in JSON structured mode, except command
+output (`OutputBatch`), which is in binary mode: its payload is the text itself. The
+payload models below are the public contract for internal subscribers; a change of
+shape gets a new `type` version, never an in-place edit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote, unquote
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,7 +81,10 @@ class CommandStarted(EventData):
 
 
 class CommandOutput(EventData):
-    """A batch of consecutive lines of one stream.
+    """A batch of consecutive lines of one stream, JSON structured: `…output.v1`.
+
+    No longer published (output is `OutputBatch`, v2), but still read, so a run
+    stored before the change replays as it did.
 
     `first_line` is the 1-based number of `lines[0]` in the run's combined log.
     `partial` lists indices of lines that were split because they were too long:
@@ -95,21 +102,134 @@ class CommandOutput(EventData):
     cr: list[int] = Field(default_factory=list)
 
 
-# Bytes a JSON string must escape, except the "\n" that separates lines.
-_ESCAPED = bytes([*range(0x0A), *range(0x0B, 0x20)]) + b'"\\'
+OUTPUT_TYPE = "dev.rdev.command.output.v2"
+OUTPUT_CONTENT_TYPE = "text/plain; charset=utf-8"
+# CloudEvents attributes of a binary-mode message travel as NATS headers with this prefix.
+CE = "ce-"
 
 
-def lines_json(text: str) -> bytes:
-    """The JSON array of the lines of `text` (joined by "\n"): `CommandOutput.lines`.
+@dataclass(frozen=True)
+class OutputBatch:
+    """A batch of consecutive lines of one stream: `dev.rdev.command.output.v2`.
 
-    Output is mostly plain text with nothing to escape: then the array is the text
-    with its newlines turned into `","`, built in a few bulk operations (deleting
-    the escaped bytes is how a scan for them runs at memory speed).
+    It travels in CloudEvents binary content mode: the lines, UTF-8 and joined by
+    "\n", are the message's payload as the command wrote them, and the attributes
+    are `ce-` headers (`stream`, `firstline`, and `partial` and `cr` as comma-separated
+    indices and ranges of them: `0-41,43`). Nothing is escaped or parsed on the way:
+    the executor publishes what it read and `/output` sends the payload on as it is.
+    `partial` and `cr` mean what they mean in `CommandOutput`.
     """
-    encoded = text.encode()
-    if len(encoded.translate(None, _ESCAPED)) == len(encoded):
-        return b'["' + encoded.replace(b"\n", b'","') + b'"]'
-    return orjson.dumps(text.split("\n"))
+
+    command_id: str
+    stream: str
+    first_line: int
+    text: bytes
+    partial: tuple[int, ...] = ()
+    cr: tuple[int, ...] = ()
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.decode().split("\n")
+
+    def message(
+        self,
+        *,
+        source: str,
+        project: str,
+        event_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """The NATS headers and payload of this batch as a binary-mode CloudEvent."""
+        headers = {
+            f"{CE}specversion": SPEC_VERSION,
+            f"{CE}id": event_id or new_id(),
+            f"{CE}source": _header_value(source),
+            f"{CE}type": OUTPUT_TYPE,
+            f"{CE}subject": self.command_id,
+            f"{CE}time": datetime.now(UTC).isoformat(),
+            "content-type": OUTPUT_CONTENT_TYPE,
+            f"{CE}project": project,
+            f"{CE}stream": self.stream,
+            f"{CE}firstline": str(self.first_line),
+        }
+        if self.partial:
+            headers[f"{CE}partial"] = _ranges(self.partial)
+        if self.cr:
+            headers[f"{CE}cr"] = _ranges(self.cr)
+        if traceparent:
+            headers[f"{CE}traceparent"] = traceparent
+        return headers, self.text
+
+    @classmethod
+    def from_message(cls, payload: bytes, headers: Mapping[str, str] | None) -> OutputBatch:
+        """The batch of a stored output event, binary mode (v2) or JSON (v1, still read).
+
+        Raises ValueError for a message that is neither.
+        """
+        if headers and headers.get(f"{CE}type") == OUTPUT_TYPE:
+            return cls(
+                command_id=headers[f"{CE}subject"],
+                stream=headers[f"{CE}stream"],
+                first_line=int(headers[f"{CE}firstline"]),
+                text=payload,
+                partial=_indices(headers.get(f"{CE}partial")),
+                cr=_indices(headers.get(f"{CE}cr")),
+            )
+        data = orjson.loads(payload)["data"]
+        return cls(
+            command_id=data["command_id"],
+            stream=data["stream"],
+            first_line=data["first_line"],
+            text="\n".join(data["lines"]).encode(),
+            partial=tuple(data.get("partial") or ()),
+            cr=tuple(data.get("cr") or ()),
+        )
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """Ascending indices as `a-b` for each run of consecutive ones, `a` for a single one
+    (a progress bar's lines, each flagged `cr`, make one short range)."""
+    parts: list[str] = []
+    start = prev = indices[0]
+    for i in (*indices[1:], None):
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts)
+
+
+def _indices(value: str | None) -> tuple[int, ...]:
+    found: list[int] = []
+    for part in value.split(",") if value else ():
+        first, _, last = part.partition("-")
+        found.extend(range(int(first), int(last or first) + 1))
+    return tuple(found)
+
+
+def structured(payload: bytes, headers: Mapping[str, str] | None) -> bytes:
+    """The event of a NATS message as CloudEvents JSON (structured mode): the payload
+    itself for one that is, and for a binary-mode one its `ce-` attributes with its
+    text as `data`, a JSON string (so a replay prints one JSON event per line)."""
+    if not headers or f"{CE}type" not in headers:
+        return payload
+    event: dict[str, Any] = {
+        name[len(CE) :]: unquote(value) for name, value in headers.items() if name.startswith(CE)
+    }
+    event["datacontenttype"] = headers.get("content-type", OUTPUT_CONTENT_TYPE)
+    event["data"] = payload.decode(errors="replace")
+    return orjson.dumps(event)
+
+
+# Printable ASCII but "%" and '"' stays as it is in a header value; the rest is
+# percent-encoded (the CloudEvents NATS binding's rule).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '%"')
+
+
+def _header_value(value: str) -> str:
+    return quote(value, safe=_HEADER_SAFE)
 
 
 class CommandCompleted(EventData):
@@ -186,17 +306,38 @@ class CloudEvent(BaseModel):
         """The typed payload; raises KeyError for an unknown event type."""
         return EVENT_TYPES[self.type].model_validate(self.data)
 
-    def to_bytes(self, lines_json: bytes | None = None) -> bytes:
-        """The JSON of the event; `lines_json`, if given, is `data.lines` already encoded."""
-        if lines_json is None:
-            return self.model_dump_json(exclude_none=True).encode()
-        envelope = self.model_dump(mode="json", exclude_none=True)
-        envelope["data"]["lines"] = orjson.Fragment(lines_json)
-        return orjson.dumps(envelope)
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CloudEvent:
         return cls.model_validate_json(raw)
+
+    @classmethod
+    def from_message(cls, payload: bytes, headers: Mapping[str, str] | None) -> CloudEvent:
+        """The event of a NATS message in either content mode. A binary-mode output
+        batch comes back with its attributes and its text (a str) as `data`."""
+        if not headers or f"{CE}type" not in headers:
+            return cls.from_bytes(payload)
+        batch = OutputBatch.from_message(payload, headers)
+        return cls(
+            id=headers[f"{CE}id"],
+            source=unquote(headers[f"{CE}source"]),
+            type=headers[f"{CE}type"],
+            subject=headers[f"{CE}subject"],
+            time=datetime.fromisoformat(headers[f"{CE}time"]),
+            datacontenttype=headers.get("content-type", OUTPUT_CONTENT_TYPE),
+            data={
+                "command_id": batch.command_id,
+                "stream": batch.stream,
+                "first_line": batch.first_line,
+                "text": batch.text.decode(),
+                "partial": list(batch.partial),
+                "cr": list(batch.cr),
+            },
+            project=headers.get(f"{CE}project"),
+            traceparent=headers.get(f"{CE}traceparent"),
+        )
 
 
 # Admin events (RDEV_ADMIN, `rdev.admin.<entity>.<action>`): written to the api's outbox in

@@ -29,6 +29,7 @@ class StoredMsg:
     subject: str
     data: bytes
     pending: int
+    headers: dict[str, str] | None = None
 
 
 class StreamReader:
@@ -170,7 +171,7 @@ class StreamReader:
                 seq, pending = int(tokens[-4]), int(tokens[-1])
                 if seq >= self.next_seq:  # else: handed out before a consumer re-creation
                     self.next_seq = seq + 1
-                    yield StoredMsg(seq, msg.subject, msg.data, pending)
+                    yield StoredMsg(seq, msg.subject, msg.data, pending, msg.headers)
                     if pending == 0 and not self.follow:
                         return
             if sum(self.owed) < self.batch // 2:

@@ -65,9 +65,9 @@ def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
     )
 
 
-# A line's characters may each take six bytes in JSON (`\u001b`); the envelope
-# and a one-line batch's flags take far less than this allowance.
-ESCAPED_CHAR_BYTES = 6
+# A line's characters take up to four bytes each in UTF-8; a one-line batch's
+# headers take far less than this allowance.
+CHAR_BYTES = 4
 ENVELOPE_ALLOWANCE = 4096
 
 
@@ -76,11 +76,11 @@ def check_line_fits(max_line_chars: int, max_payload: int) -> None:
 
     Batches of many lines are split when too large; a single line cannot be.
     """
-    if max_line_chars * ESCAPED_CHAR_BYTES + ENVELOPE_ALLOWANCE > max_payload:
+    if max_line_chars * CHAR_BYTES + ENVELOPE_ALLOWANCE > max_payload:
         raise SystemExit(
             f"RDEV_OUTPUT_MAX_LINE_CHARS={max_line_chars} can make an output event larger "
             f"than the broker accepts ({max_payload} bytes); at most "
-            f"{(max_payload - ENVELOPE_ALLOWANCE) // ESCAPED_CHAR_BYTES} fits"
+            f"{(max_payload - ENVELOPE_ALLOWANCE) // CHAR_BYTES} fits"
         )
 
 

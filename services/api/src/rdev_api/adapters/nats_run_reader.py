@@ -37,7 +37,7 @@ class NatsRunReader:
             max_bytes=PULL_BYTES,
         )
         async for msg in reader:
-            yield StoredEvent(msg.seq, msg.subject, msg.data)
+            yield StoredEvent(msg.seq, msg.subject, msg.data, msg.headers)
 
     async def last_seq(self, subject: str) -> int | None:
         """Stream sequence of the last event on `subject`, or None."""

@@ -16,10 +16,12 @@ import orjson
 
 from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import subjects
+from rdev_common.events import OutputBatch
 
 FAILURE_REASONS = frozenset({"lost", "error"})
-# Characters JSON strings must escape; a batch without any is rendered verbatim.
-NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+# Characters JSON strings must escape, but the newlines between a batch's lines; a
+# batch without any is rendered verbatim.
+NEEDS_ESCAPE_IN_LINES = re.compile(r'["\\\x00-\x09\x0b-\x1f]')
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,12 @@ def heartbeat() -> bytes:
     return event("heartbeat", {"ts": time.time()})
 
 
-def render_output(seq: int, data: dict[str, Any], after_index: int, extra: str) -> bytes:
+def render_output(seq: int, batch: OutputBatch, after_index: int, extra: str) -> bytes:
     """Every line of one `command.output` batch after `after_index`, as one chunk."""
-    stream = data["stream"]
-    first = data["first_line"]
-    lines: list[str] = data["lines"]
-    partial, cr = data.get("partial"), data.get("cr")
-    if not partial and not cr and not NEEDS_ESCAPE.search("".join(lines)):
+    stream, first, partial, cr = batch.stream, batch.first_line, batch.partial, batch.cr
+    text = batch.text.decode()
+    lines = text.split("\n")
+    if not partial and not cr and not NEEDS_ESCAPE_IN_LINES.search(text):
         # The common case: nothing to escape, so no JSON encoder call per line.
         pre = f"id: {seq}-"
         tail = f'","stream":"{stream}"{extra},"n":'
@@ -158,8 +159,8 @@ def _render(
     if kind == "output":
         after = position.index if stored.seq == position.seq else -1
         extra_json = "".join(f',"{k}":{_json(v)}' for k, v in extra.items())
-        data = orjson.loads(stored.data)["data"]
-        return render_output(stored.seq, data, after, extra_json), False
+        batch = OutputBatch.from_message(stored.data, stored.headers)
+        return render_output(stored.seq, batch, after, extra_json), False
     if stored.seq == position.seq:
         return b"", False
     if kind == "completed":

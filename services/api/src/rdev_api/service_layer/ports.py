@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -157,6 +157,7 @@ class StoredEvent:
     seq: int
     subject: str
     data: bytes
+    headers: Mapping[str, str] | None = None  # binary-mode events carry attributes here
 
 
 class RunReader(Protocol):

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from rdev_common import streams, subjects
-from rdev_common.events import CloudEvent, EventData
+from rdev_common.events import CloudEvent, EventData, OutputBatch
 from rdev_common.telemetry import trace_headers
 from rdev_executor.service_layer.ports import PayloadTooLarge
 
@@ -18,10 +18,15 @@ log = structlog.get_logger()
 
 RETRY_S = 0.25
 PUBLISH_TIMEOUT_S = 2.0
-# Room for the NATS headers (trace context, message id) within the broker's max_payload.
+# Room for the NATS headers (trace context, message id) within the broker's max_payload,
+# at least: an output batch's headers are counted, and may be longer.
 HEADERS_ALLOWANCE = 1024
-# JetStream's error code for a message over the stream's max_msg_size.
+# JetStream stores a message's headers only up to this size (the block's length is a u16).
+MAX_HEADER_BYTES = 65535
+# JetStream's error codes for a message over the stream's max_msg_size, and for
+# headers over MAX_HEADER_BYTES.
 MESSAGE_TOO_LARGE = 10054
+HEADERS_TOO_LARGE = 10097
 
 
 def _too_large(payload: bytes, subject: str) -> PayloadTooLarge:
@@ -42,7 +47,6 @@ class NatsEventLog:
         project: str,
         command_id: str,
         event_id: str | None = None,
-        lines_json: bytes | None = None,
     ) -> int:
         # The current span's context travels in the CloudEvent and the headers, so the
         # consumers of this event (webhooks, audit) continue the run's trace.
@@ -56,10 +60,27 @@ class NatsEventLog:
         )
         if event_id:
             envelope = envelope.model_copy(update={"id": event_id})
-        subject = subjects.run_event(project, command_id, kind)
-        payload = envelope.to_bytes(lines_json)
         headers = {**carrier, "Nats-Msg-Id": envelope.id}
-        if len(payload) + HEADERS_ALLOWANCE > self.max_payload:
+        return await self._store(
+            subjects.run_event(project, command_id, kind), envelope.to_bytes(), headers
+        )
+
+    async def publish_output(self, batch: OutputBatch, *, project: str) -> int:
+        carrier = trace_headers()
+        headers, payload = batch.message(
+            source=self.source, project=project, traceparent=carrier.get("traceparent")
+        )
+        headers.update(carrier, **{"Nats-Msg-Id": headers["ce-id"]})
+        return await self._store(
+            subjects.run_event(project, batch.command_id, "output"), payload, headers
+        )
+
+    async def _store(self, subject: str, payload: bytes, headers: dict[str, str]) -> int:
+        # "NATS/1.0\r\n", "name: value\r\n" each, "\r\n" (values are ASCII).
+        header_bytes = 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+        if header_bytes > MAX_HEADER_BYTES:
+            raise PayloadTooLarge(f"{header_bytes} bytes of headers for {subject}")
+        if len(payload) + max(header_bytes, HEADERS_ALLOWANCE) > self.max_payload:
             raise _too_large(payload, subject)
         # The same bytes and Nats-Msg-Id on every attempt: a retry after a lost ack
         # is de-duplicated by the broker, so a line is never stored twice.
@@ -76,8 +97,11 @@ class NatsEventLog:
             except ConnectionClosedError:
                 raise
             except Exception as exc:  # timeouts and "no responders" while the broker is away
-                if isinstance(exc, APIError) and exc.err_code == MESSAGE_TOO_LARGE:
-                    raise _too_large(payload, subject) from exc  # a stream limit below it
+                if isinstance(exc, APIError) and exc.err_code in (
+                    MESSAGE_TOO_LARGE,
+                    HEADERS_TOO_LARGE,
+                ):
+                    raise _too_large(payload, subject) from exc  # a limit below ours
                 log.warning("publish failed, retrying", subject=subject, error=repr(exc))
                 await asyncio.sleep(RETRY_S)
 

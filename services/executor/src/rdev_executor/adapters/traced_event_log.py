@@ -6,16 +6,13 @@ carry the run's context, which the inner log puts in headers and the CloudEvent.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from rdev_common import subjects
-from rdev_common.events import CommandCompleted, EventData
+from rdev_common.events import CommandCompleted, EventData, OutputBatch
 from rdev_common.metrics import OUTPUT_BYTES
 from rdev_common.telemetry import publish_span
 from rdev_executor.service_layer.ports import EventLog
-
-UNTRACED_KINDS = frozenset({"output"})
 
 
 @dataclass
@@ -30,24 +27,16 @@ class TracedEventLog:
         project: str,
         command_id: str,
         event_id: str | None = None,
-        lines_json: bytes | None = None,
     ) -> int:
         if isinstance(event, CommandCompleted):
             OUTPUT_BYTES.inc(event.bytes)
-        span = (
-            contextlib.nullcontext()
-            if kind in UNTRACED_KINDS
-            else publish_span(subjects.run_event(project, command_id, kind), event.kind)
-        )
-        with span:
+        with publish_span(subjects.run_event(project, command_id, kind), event.kind):
             return await self.inner.publish(
-                event,
-                kind,
-                project=project,
-                command_id=command_id,
-                event_id=event_id,
-                lines_json=lines_json,
+                event, kind, project=project, command_id=command_id, event_id=event_id
             )
+
+    async def publish_output(self, batch: OutputBatch, *, project: str) -> int:
+        return await self.inner.publish_output(batch, project=project)
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool:
         return await self.inner.exists(project, command_id, kind)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from rdev_common.events import CommandRequested, EventData
+from rdev_common.events import CommandRequested, EventData, OutputBatch
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,16 @@ class EventLog(Protocol):
         project: str,
         command_id: str,
         event_id: str | None = None,
-        lines_json: bytes | None = None,
     ) -> int:
         """Store the event; retries until stored. Returns its stream sequence.
 
         Raises `PayloadTooLarge`, before sending anything, if the broker would refuse
         the event for its size.
-
-        `lines_json`, for an output event, is its `lines` already encoded (see
-        `rdev_common.events.lines_json`); the event's own `lines` are then left out.
         """
+        ...
+
+    async def publish_output(self, batch: OutputBatch, *, project: str) -> int:
+        """Store an output batch (binary mode), as `publish` stores an event."""
         ...
 
     async def exists(self, project: str, command_id: str, kind: str) -> bool: ...

@@ -14,11 +14,10 @@ import structlog
 
 from rdev_common.events import (
     CommandCompleted,
-    CommandOutput,
     CommandRequested,
     CommandStarted,
+    OutputBatch,
     Reason,
-    lines_json,
 )
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
@@ -94,22 +93,19 @@ class _OutputSender:
 
     async def _publish(self, b: Batch) -> int:
         """Store one batch; one the broker finds too large goes as two halves, in order
-        (a batch of plain text never is, but one of control characters, escaped six
-        bytes each in JSON, or of many flagged lines can be)."""
+        (a batch of its usual size never is, but one of many flagged lines, listed in
+        its headers, or one read under a small broker limit can be)."""
         try:
-            return await self.events.publish(
-                CommandOutput(
+            return await self.events.publish_output(
+                OutputBatch(
                     command_id=self.req.command_id,
-                    stream=b.stream,  # type: ignore[arg-type]
+                    stream=b.stream,
                     first_line=b.first_line,
-                    lines=[],
-                    partial=b.partial,
-                    cr=b.cr,
+                    text=b.text.encode(),
+                    partial=tuple(b.partial),
+                    cr=tuple(b.cr),
                 ),
-                "output",
                 project=self.req.project,
-                command_id=self.req.command_id,
-                lines_json=lines_json(b.text),
             )
         except PayloadTooLarge:
             if b.count < 2:
