@@ -4,10 +4,12 @@ Order: a free slot takes high before normal before low, except that a queue whos
 oldest waiting command has waited longer than the aging threshold goes first
 (oldest first), so low work still starts under a steady stream of high work.
 FastStream cannot express priority across subscribers, so this loop uses nats-py:
-raw no-wait pulls swept in that order, woken by a core subscription on the command
-subjects. A wake-up names the command's priority, so only queues known to have
-work are pulled; a full sweep of every queue at least every sweep interval finds
-what no wake-up announced (redeliveries, commands handed back for later).
+raw no-wait pulls swept in that order, each taking up to as many commands as there
+are free slots (under a backlog one pull fills them all, not one pull per slot),
+woken by a core subscription on the command subjects. A wake-up names the
+command's priority, so only queues known to have work are pulled; a full sweep of
+every queue at least every sweep interval finds what no wake-up announced
+(redeliveries, commands handed back for later).
 
 A wake-up that finds a free slot and every queue empty (as far as this executor
 knows) also starts reading what the command will need (its run's history, its
@@ -39,11 +41,9 @@ from rdev_executor.service_layer.runner import Prepared, RunControl, Runner
 log = structlog.get_logger()
 
 ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
-NEXT_NO_WAIT = json.dumps({"batch": 1, "no_wait": True}).encode()
 # A wake-up comes from the command's publish, which can reach this executor before
 # JetStream has stored the command: a pull this soon after it waits that long for it.
 FRESH_WAKE_S = 0.05
-NEXT_FRESH = json.dumps({"batch": 1, "expires": int(FRESH_WAKE_S * 1e9)}).encode()
 PROJECT_BUSY_DELAY_S = 0.5
 # A read started on a wake-up is dropped if no pull brings its command this soon
 # (another executor took it, or its project was full).
@@ -111,18 +111,29 @@ class PriorityLoop:
         await self.nc.subscribe(f"{subjects.COMMANDS_PREFIX}.>", cb=wake)
         await self.nc.subscribe(subjects.any_run_event("cancel_requested"), cb=cancel)
 
-    async def _next(self, priority: Priority) -> Msg | None:
+    async def _next(self, priority: Priority, count: int) -> tuple[list[Msg], bool]:
+        """Up to `count` commands of `priority`, in stream order, in one pull, and
+        whether the queue ran out (the server ends a pull it cannot fill with a status).
+
+        A pull right after a wake-up waits briefly for a first command, which may not
+        be stored yet; once it has one, it too ends as soon as the queue is empty.
+        """
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.executor-{priority.value}"
-        fresh = time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S
+        request: dict[str, object] = {"batch": count, "no_wait": True}
+        if time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S:
+            request["expires"] = int(FRESH_WAKE_S * 1e9)
+        taken: list[Msg] = []
         try:
-            await self.nc.publish(subject, NEXT_FRESH if fresh else NEXT_NO_WAIT, reply=self.inbox)
-            msg = await self.replies.next_msg(timeout=2.0)
+            await self.nc.publish(subject, json.dumps(request).encode(), reply=self.inbox)
+            while len(taken) < count:
+                msg = await self.replies.next_msg(timeout=2.0)
+                if msg.headers and msg.headers.get("Status"):
+                    return taken, True
+                taken.append(msg)
         except Exception as exc:  # broker away: the periodic sweep tries again
             log.debug("pull failed", priority=priority.value, error=repr(exc))
-            return None
-        if msg.headers and msg.headers.get("Status"):
-            return None
-        return msg
+            return taken, True
+        return taken, False
 
     async def _oldest_wait_s(self, priority: Priority) -> float:
         """How long the oldest undelivered command of `priority` has waited (0 if none)."""
@@ -154,42 +165,51 @@ class PriorityLoop:
         order = [*self._aged, *(p for p in ORDER if p not in self._aged)]
         return [p for p in order if p in candidates]
 
-    async def _sweep(self) -> Msg | None:
+    async def _sweep(self, count: int) -> list[Msg]:
+        """Up to `count` commands, taken queue by queue in priority order."""
         now = time.monotonic()
         if now >= self._full_sweep_at:
             self._full_sweep_at = now + self.sweep_interval_s
             self.hinted.update(ORDER)
+        taken: list[Msg] = []
         for priority in await self._order(set(self.hinted)):
             woken_at = self._woken_at[priority]
-            msg = await self._next(priority)
-            if msg is not None:
-                return msg
+            found, ran_out = await self._next(priority, count - len(taken))
+            taken += found
             # A wake-up during the pull may be for a command stored after it looked.
-            if self._woken_at[priority] == woken_at:
+            if ran_out and self._woken_at[priority] == woken_at:
                 self.hinted.discard(priority)
-        return None
+            if len(taken) == count:
+                break
+        return taken
 
     async def run(self) -> None:
         while not self.stopping:
+            # Every free slot is filled by one pull per queue, not one pull per slot.
             await self.slots.acquire()
+            free = 1
+            while not self.slots.locked():
+                await self.slots.acquire()
+                free += 1
             self.wake.clear()
-            msg = await self._sweep()
-            if msg is not None and self.stopping:
-                # Stopped while pulling: hand the command straight back to another executor.
-                with contextlib.suppress(Exception):
-                    await msg.nak()
-                msg = None
-            if msg is None:
-                if self.stopping:
-                    self.slots.release()
-                    break
+            msgs = await self._sweep(free)
+            if msgs and self.stopping:
+                # Stopped while pulling: hand the commands straight back to another executor.
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                msgs = []
+            for _ in range(free - len(msgs)):
                 self.slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            if not msgs:
+                if self.stopping:
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.sweep_interval_s)
-                continue
-            task = asyncio.create_task(self._handle(msg))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
 
     async def _handle(self, msg: Msg) -> None:
         try:
