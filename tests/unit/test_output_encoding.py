@@ -100,3 +100,10 @@ def test_flag_lists_travel_as_ranges(indices: tuple[int, ...], header: str) -> N
     headers, payload = v2(["x"] * 10, cr=indices).message(source="s", project="p")
     assert headers["ce-cr"] == header
     assert OutputBatch.from_message(payload, headers).cr == indices
+
+
+def test_a_payload_that_is_not_utf8_still_reads() -> None:
+    batch = OutputBatch(command_id="c1", stream="stdout", first_line=1, text=b"ok\n\xff\xfe")
+    assert batch.lines == ["ok", "\ufffd\ufffd"]
+    headers, payload = batch.message(source="s", project="p")
+    assert CloudEvent.from_message(payload, headers).data["text"] == "ok\n\ufffd\ufffd"

@@ -129,7 +129,8 @@ class OutputBatch:
 
     @property
     def lines(self) -> list[str]:
-        return self.text.decode().split("\n")
+        # The executor publishes valid UTF-8; a payload that is not still reads.
+        return self.text.decode(errors="replace").split("\n")
 
     def message(
         self,
@@ -164,7 +165,7 @@ class OutputBatch:
     def from_message(cls, payload: bytes, headers: Mapping[str, str] | None) -> OutputBatch:
         """The batch of a stored output event, binary mode (v2) or JSON (v1, still read).
 
-        Raises ValueError for a message that is neither.
+        Raises ValueError (or KeyError) for a message that is neither.
         """
         if headers and headers.get(f"{CE}type") == OUTPUT_TYPE:
             return cls(
@@ -331,7 +332,7 @@ class CloudEvent(BaseModel):
                 "command_id": batch.command_id,
                 "stream": batch.stream,
                 "first_line": batch.first_line,
-                "text": batch.text.decode(),
+                "text": batch.text.decode(errors="replace"),
                 "partial": list(batch.partial),
                 "cr": list(batch.cr),
             },

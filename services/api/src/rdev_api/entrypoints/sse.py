@@ -68,7 +68,7 @@ def heartbeat() -> bytes:
 def render_output(seq: int, batch: OutputBatch, after_index: int, extra: str) -> bytes:
     """Every line of one `command.output` batch after `after_index`, as one chunk."""
     stream, first, partial, cr = batch.stream, batch.first_line, batch.partial, batch.cr
-    text = batch.text.decode()
+    text = batch.text.decode(errors="replace")
     lines = text.split("\n")
     if not partial and not cr and not NEEDS_ESCAPE_IN_LINES.search(text):
         # The common case: nothing to escape, so no JSON encoder call per line.
