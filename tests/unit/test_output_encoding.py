@@ -67,6 +67,7 @@ def test_the_headers_are_the_cloudevents_attributes() -> None:
         "ce-cr": "2",
         "ce-traceparent": "00-ab-cd-01",
     }
+    assert headers["ce-time"].endswith("Z")  # RFC 3339 in UTC, as the JSON events write it
 
 
 def test_a_source_outside_printable_ascii_is_percent_encoded_and_read_back() -> None:

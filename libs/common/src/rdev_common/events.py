@@ -147,7 +147,7 @@ class OutputBatch:
             f"{CE}source": _header_value(source),
             f"{CE}type": OUTPUT_TYPE,
             f"{CE}subject": self.command_id,
-            f"{CE}time": datetime.now(UTC).isoformat(),
+            f"{CE}time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "content-type": OUTPUT_CONTENT_TYPE,
             f"{CE}project": project,
             f"{CE}stream": self.stream,
