@@ -126,51 +126,42 @@ def _message(model: type[EventData]) -> dict[str, Any]:
     }
 
 
+# The headers of a binary-mode output message: always there, then when there is cause.
 _OUTPUT_HEADERS = {
     "ce-specversion": "1.0",
     "ce-id": "the event id (UUIDv7), also in Nats-Msg-Id",
     "ce-source": "rdev/executor/<host>, percent-encoded outside printable ASCII",
     "ce-type": OUTPUT_V2,
     "ce-subject": "the command id",
-    "ce-time": "RFC 3339",
+    "ce-time": "RFC 3339, UTC",
     "content-type": TEXT,
     "ce-project": "the project id",
     "ce-stream": "stdout or stderr",
     "ce-firstline": "the 1-based number of the payload's first line in the run's log",
+    "Nats-Msg-Id": "the event id (de-duplication)",
 }
-_OUTPUT_FLAGS = {
-    "ce-partial": "indices of lines split for length (each continues in the next line)",
-    "ce-cr": "indices of lines ended by a bare carriage return (progress output)",
+_OPTIONAL_OUTPUT_HEADERS = {
+    "ce-partial": "indices of lines split for length (each continues in the next line); "
+    "comma-separated, runs as a-b",
+    "ce-cr": "indices of lines ended by a bare carriage return (progress output); "
+    "comma-separated, runs as a-b",
     "ce-traceparent": "W3C trace context of the run",
+    "traceparent": "W3C trace context of the run",
 }
 
 
 def _binary_output_message() -> dict[str, Any]:
     """`command.output` v2: the lines as the payload, attributes in headers."""
-    flags = {
-        name: {"type": "string", "description": f"{text}; comma-separated, ranges as a-b"}
-        for name, text in _OUTPUT_FLAGS.items()
-        if name != "ce-traceparent"
-    }
+    described = {**_OUTPUT_HEADERS, **_OPTIONAL_OUTPUT_HEADERS}
     return {
         "name": OUTPUT_V2,
         "title": "command.output",
         "contentType": TEXT,
         "headers": {
             "type": "object",
-            "required": [*_OUTPUT_HEADERS, "Nats-Msg-Id"],
+            "required": list(_OUTPUT_HEADERS),
             "properties": {
-                **{
-                    name: {"type": "string", "description": d}
-                    for name, d in _OUTPUT_HEADERS.items()
-                },
-                **flags,
-                "ce-traceparent": {
-                    "type": "string",
-                    "description": _OUTPUT_FLAGS["ce-traceparent"],
-                },
-                "Nats-Msg-Id": {"type": "string", "description": "the event id (de-duplication)"},
-                "traceparent": {"type": "string", "description": "W3C trace context"},
+                name: {"type": "string", "description": text} for name, text in described.items()
             },
         },
         "payload": {
