@@ -113,3 +113,28 @@ async def test_free_slots_are_filled_by_one_pull_per_queue_in_priority_order(nc:
         await spy.unsubscribe()
         await loop.stop(1.0)
         task.cancel()
+
+
+async def test_runs_ending_during_shutdown_free_slots_that_take_nothing(nc: Client) -> None:
+    await queue(nc, Priority.NORMAL, 4)
+    runner = GatedRunner()
+    loop = PriorityLoop(nc, runner, 4, 30.0, sweep_interval_s=3600)  # type: ignore[arg-type]
+    await loop.start()
+    task = asyncio.create_task(loop.run())
+    await until(lambda: len(runner.started) == 4, "4 runs")
+    await queue(nc, Priority.NORMAL, 10)  # a backlog behind the runs, as a service stops
+
+    async def runs_end_soon() -> None:
+        await asyncio.sleep(0.1)
+        runner.gate.set()
+
+    ending = asyncio.create_task(runs_end_soon())
+    await loop.stop(5.0)  # as the service stops: then its loop task is cancelled
+    await ending
+    await asyncio.wait_for(task, WAIT_S)  # the loop ends by itself: no pull in flight
+    await nc.flush()  # the runs' acks
+    info = await nc.jetstream().consumer_info(streams.COMMANDS, "executor-normal")
+    # Nothing was taken after the stop: no command waits out its ack wait on this
+    # executor, and the backlog is all there for the next one.
+    assert info.delivered.consumer_seq == 4
+    assert (info.num_ack_pending, info.num_pending) == (0, 10)

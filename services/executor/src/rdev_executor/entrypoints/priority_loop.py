@@ -191,6 +191,12 @@ class PriorityLoop:
             while not self.slots.locked():
                 await self.slots.acquire()
                 free += 1
+            if self.stopping:
+                # A run that ended during shutdown frees its slot: take nothing more, or
+                # commands pulled as the loop is cancelled would wait out their ack wait.
+                for _ in range(free):
+                    self.slots.release()
+                break
             self.wake.clear()
             msgs = await self._sweep(free)
             if msgs and self.stopping:
