@@ -190,6 +190,8 @@ class OutputBatch:
 def _ranges(indices: tuple[int, ...]) -> str:
     """Ascending indices as `a-b` for each run of consecutive ones, `a` for a single one
     (a progress bar's lines, each flagged `cr`, make one short range)."""
+    if not indices:
+        return ""
     parts: list[str] = []
     start = prev = indices[0]
     for i in (*indices[1:], None):
@@ -224,9 +226,10 @@ def structured(payload: bytes, headers: Mapping[str, str] | None) -> bytes:
     return orjson.dumps(event)
 
 
-# Printable ASCII but "%" and '"' stays as it is in a header value; the rest is
-# percent-encoded (the CloudEvents NATS binding's rule).
-_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '%"')
+# Printable ASCII but space, '"' and "%" stays as it is in a header value; the rest is
+# percent-encoded (the CloudEvents HTTP binding's rule, which binary mode on NATS
+# follows). Space must be encoded: NATS clients strip it from the ends of a value.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '%"')
 
 
 def _header_value(value: str) -> str:
