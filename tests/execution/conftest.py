@@ -31,7 +31,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedNats) -> It
         RDEV_PRIORITY_AGING_S="3600",
         RDEV_SSE_SEND_TIMEOUT_S="3",
         RDEV_HEARTBEAT_S="1",
-        # Plain text fits a message of the broker's 1 MiB; escaped control characters
-        # (six bytes each) do not, so some tests publish split batches.
+        # Batches of half a MiB: one of four-byte characters, or one whose flag lists
+        # pass JetStream's 64 KiB of headers, goes split (tests/execution/test_output_and_state).
         RDEV_OUTPUT_BATCH_BYTES=str(512 * 1024),
     )

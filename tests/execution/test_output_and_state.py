@@ -79,6 +79,24 @@ def test_a_batch_too_large_for_the_broker_goes_in_parts_in_order(
     assert text == b".\r.\n" * 150000 + b"done\n"
 
 
+def test_a_batch_over_the_brokers_message_size_goes_in_parts_in_order(
+    system: RdevSystem, project: str
+) -> None:
+    # Batches are cut at 512 Ki characters; of four-byte characters that is 2 MiB,
+    # twice the broker's 1 MiB: each goes as halves of halves.
+    line = "\U0001f600" * 99
+    command = "yes \"$(printf '\\360\\237\\230\\200%.0s' $(seq 1 99))\" | head -n 6000"
+    cid, events = run(system, project, command)
+    assert events[-1].data["exit_code"] == 0
+    with system.client() as client:
+        jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
+        text = client.get(f"/commands/{cid}/output").text
+    rows = [json.loads(row) for row in jsonl.splitlines()]
+    assert [r["n"] for r in rows[:-1]] == list(range(1, 6001))
+    assert all(r["line"] == line and "partial" not in r for r in rows[:-1])
+    assert text == (line + "\n") * 6000
+
+
 async def test_output_is_stored_as_its_text_in_binary_mode(
     system: RdevSystem, project: str, broker: EmbeddedNats
 ) -> None:
