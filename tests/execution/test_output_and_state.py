@@ -58,25 +58,29 @@ def test_invalid_utf8_is_replaced(system: RdevSystem, project: str) -> None:
     assert events[-1].data["exit_code"] == 0
 
 
+def logged_run(system: RdevSystem, project: str, command: str) -> tuple[list[dict], str]:
+    """Run `command` to a clean exit; its log as JSON lines (parsed) and as text."""
+    cid, events = run(system, project, command)
+    assert events[-1].data["exit_code"] == 0
+    with system.client() as client:
+        jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
+        text = client.get(f"/commands/{cid}/output").text
+    return [json.loads(row) for row in jsonl.splitlines()], text
+
+
 def test_a_batch_too_large_for_the_broker_goes_in_parts_in_order(
     system: RdevSystem, project: str
 ) -> None:
     # 300,000 lines of one character, every other one ended by CR: a batch lists
     # those in its `ce-cr` header, and a 512 KiB batch's list is far over the 64 KiB
     # of headers JetStream stores.
-    command = "yes '.\r.' | head -n 150000; echo done"
-    cid, events = run(system, project, command)
-    assert events[-1].data["exit_code"] == 0
-    with system.client() as client:
-        jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
-        text = client.get(f"/commands/{cid}/output").content
-    rows = [json.loads(line) for line in jsonl.splitlines()]
+    rows, text = logged_run(system, project, "yes '.\r.' | head -n 150000; echo done")
     assert [r["n"] for r in rows[:-1]] == list(range(1, 300002))
     assert all(r["line"] == "." for r in rows[:300000])
     assert [i for i, r in enumerate(rows[:300000]) if r.get("cr")] == list(range(0, 300000, 2))
     assert rows[300000]["line"] == "done"
     assert rows[-1]["complete"]["lines"] == 300001
-    assert text == b".\r.\n" * 150000 + b"done\n"
+    assert text == ".\r.\n" * 150000 + "done\n"
 
 
 def test_a_batch_over_the_brokers_message_size_goes_in_parts_in_order(
@@ -86,12 +90,7 @@ def test_a_batch_over_the_brokers_message_size_goes_in_parts_in_order(
     # twice the broker's 1 MiB: each goes as halves of halves.
     line = "\U0001f600" * 99
     command = "yes \"$(printf '\\360\\237\\230\\200%.0s' $(seq 1 99))\" | head -n 6000"
-    cid, events = run(system, project, command)
-    assert events[-1].data["exit_code"] == 0
-    with system.client() as client:
-        jsonl = client.get(f"/commands/{cid}/output", params={"format": "jsonl"}).text
-        text = client.get(f"/commands/{cid}/output").text
-    rows = [json.loads(row) for row in jsonl.splitlines()]
+    rows, text = logged_run(system, project, command)
     assert [r["n"] for r in rows[:-1]] == list(range(1, 6001))
     assert all(r["line"] == line and "partial" not in r for r in rows[:-1])
     assert text == (line + "\n") * 6000
