@@ -124,13 +124,10 @@ async def test_runs_ending_during_shutdown_free_slots_that_take_nothing(nc: Clie
     await until(lambda: len(runner.started) == 4, "4 runs")
     await queue(nc, Priority.NORMAL, 10)  # a backlog behind the runs, as a service stops
 
-    async def runs_end_soon() -> None:
-        await asyncio.sleep(0.1)
-        runner.gate.set()
-
-    ending = asyncio.create_task(runs_end_soon())
-    await loop.stop(5.0)  # as the service stops: then its loop task is cancelled
-    await ending
+    stopping = asyncio.create_task(loop.stop(5.0))  # as the service stops
+    await asyncio.sleep(0)  # the stop has begun: it waits for the runs
+    runner.gate.set()  # they end within the grace period, freeing their slots
+    await stopping
     await asyncio.wait_for(task, WAIT_S)  # the loop ends by itself: no pull in flight
     await nc.flush()  # the runs' acks
     info = await nc.jetstream().consumer_info(streams.COMMANDS, "executor-normal")
