@@ -73,7 +73,6 @@ def test_event_patterns() -> None:
         "http://localhost/hook",
         "http://10.1.2.3/hook",
         "http://192.168.0.10/hook",
-        "http://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://100.64.0.1/hook",

@@ -6,7 +6,11 @@ wildcard (`command.*`, `*`). A full CloudEvents type
 
 The SSRF guard refuses destinations that are not public unicast addresses
 (loopback, private, link-local, carrier-grade NAT, multicast, reserved, cloud
-metadata), unless the operator allows private targets. The api checks at
+metadata). Allowing private targets lifts that for loopback and private
+development receivers only: link-local (which holds the cloud metadata
+services), metadata, multicast and unspecified addresses stay refused whatever
+the setting. An IPv6 address that carries an IPv4 one (mapped, compatible,
+NAT64, 6to4, Teredo) is refused when the IPv4 address is. The api checks at
 registration; the webhooks service checks again at connect time, because DNS
 can answer differently later (rebinding).
 """
@@ -36,6 +40,13 @@ METADATA_ADDRESSES = frozenset(
         "fd00:ec2::254",
     )
 )
+
+# Prefixes whose last 32 bits are an IPv4 address: NAT64 (RFC 6052, RFC 8215) and
+# the deprecated IPv4-compatible form.
+EMBEDDING_PREFIXES = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
+THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -82,11 +93,41 @@ def webhook_url(value: str, field: str = "url") -> str:
     return value
 
 
-def refused_address(address: IpAddress) -> bool:
-    """True for every destination that is not a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address in METADATA_ADDRESSES or address.is_multicast or not address.is_global
+def embedded_ipv4(address: IpAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, NAT64, 6to4, Teredo, compatible)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)
+    if any(address in prefix for prefix in EMBEDDING_PREFIXES) and int(address) > 1:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
+def _never_allowed(address: IpAddress) -> bool:
+    return (
+        address in METADATA_ADDRESSES
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or address in THIS_NETWORK
+    )
+
+
+def refused_address(address: IpAddress, allow_private: bool = False) -> bool:
+    """True for every destination that is not a public unicast address.
+
+    With `allow_private`, loopback and private addresses pass; metadata,
+    link-local, multicast and unspecified ones never do.
+    """
+    for candidate in (address, *embedded_ipv4(address)):
+        if _never_allowed(candidate) or not (allow_private or candidate.is_global):
+            return True
+    return False
 
 
 async def resolve(host: str, port: int) -> list[IpAddress]:
@@ -108,12 +149,15 @@ async def check_destination(url: str, allow_private: bool, field: str = "url") -
         addresses = await resolve(host, port)
     except OSError as exc:
         raise ValidationFailed(f"{field}: host {host!r} does not resolve", field=field) from exc
-    if allow_private:
-        return
-    refused = [str(a) for a in addresses if refused_address(a)]
+    refused = [str(a) for a in addresses if refused_address(a, allow_private)]
     if refused or not addresses:
+        what = (
+            "a link-local, metadata, multicast or unspecified address"
+            if allow_private
+            else "a loopback, private, link-local or metadata address"
+        )
         raise ValidationFailed(
-            f"{field} points at a loopback, private, link-local or metadata address",
+            f"{field} points at {what}",
             field=field,
             addresses=refused,
         )

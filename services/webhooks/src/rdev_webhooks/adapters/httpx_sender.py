@@ -29,7 +29,7 @@ RETRY_AFTER_STATUSES = (429, 503)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Dials only public addresses (unless private targets are allowed)."""
+    """Dials only public addresses (private ones too when allowed; never metadata)."""
 
     def __init__(self, allow_private: bool) -> None:
         self.inner = httpcore.AnyIOBackend()
@@ -43,18 +43,26 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        if self.allow_private:
-            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        addresses = await resolve(host, port)
-        allowed = [a for a in addresses if not refused_address(a)]
+        try:
+            addresses = await resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from exc
+        allowed = [a for a in addresses if not refused_address(a, self.allow_private)]
         if not allowed or len(allowed) != len(addresses):
+            what = "" if self.allow_private else "loopback, private, "
             raise httpcore.ConnectError(
-                f"destination refused: {host} resolves to a loopback, private, "
-                "link-local or metadata address"
+                f"destination refused: {host} resolves to a {what}link-local or metadata address"
             )
-        return await self.inner.connect_tcp(
-            str(allowed[0]), port, timeout, local_address, socket_options
-        )
+        error: httpcore.ConnectError | None = None
+        for address in allowed:  # every checked address in turn, as a resolver-driven dial would
+            try:
+                return await self.inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
