@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,11 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from rdev_common.broker import EmbeddedNats
 from rdev_common.telemetry import configure_telemetry
-from tests.support import RdevSystem, port_open, start_system
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "RDEV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.postgres import throwaway_database
+from tests.support import RdevSystem, start_system
 
 
 @pytest.fixture
@@ -35,26 +31,11 @@ def rdev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RdevSystem]:
     yield from start_system(tmp_path_factory.mktemp("rdev-system"))
 
 
-def postgres_available() -> bool:
-    return port_open("127.0.0.1", 5432)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the session, dropped afterwards."""
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL tests skipped")
-    import psycopg
-
-    name = f"rdev_test_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -80,7 +61,9 @@ def exporter() -> InMemorySpanExporter:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Show how each test that passed on its rerun failed the first time: a flaky test
-    is a bug to find, and its first failure is the only evidence."""
+    is a bug to find, and its first failure is the only evidence. With RDEV_RERUNS_FILE
+    set (as .ci/run does), the rerun tests are also written there, one a line: CI fails
+    on any of them."""
     passed = {r.nodeid for r in terminalreporter.stats.get("passed", [])}
     shown: set[str] = set()
     for report in terminalreporter.stats.get("rerun", []):
@@ -88,3 +71,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             shown.add(report.nodeid)
             terminalreporter.write_sep("-", f"first failure of {report.nodeid}, passed on rerun")
             terminalreporter.write_line(str(report.longrepr)[-4000:])
+    reruns_file = os.environ.get("RDEV_RERUNS_FILE")
+    if reruns_file:
+        rerun = dict.fromkeys(r.nodeid for r in terminalreporter.stats.get("rerun", []))
+        Path(reruns_file).write_text("".join(f"{nodeid}\n" for nodeid in rerun))

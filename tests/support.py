@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,27 @@ def wait_for(predicate: Any, timeout: float, message: str, interval: float = 0.0
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+async def wait_for_async(
+    predicate: Callable[[], Any],
+    timeout: float,
+    message: str | Callable[[], Awaitable[str]],
+    interval: float = 0.05,
+) -> Any:
+    """Await `predicate()` (a plain or an async callable) until it gives something truthy;
+    fail with `message` otherwise (or what it returns, asked at the timeout, so that it
+    shows the state then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    explained = message if isinstance(message, str) else await message()
+    raise AssertionError(f"timed out after {timeout}s: {explained}")
 
 
 def port_open(host: str, port: int) -> bool:

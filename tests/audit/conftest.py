@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,19 @@ from rdev_common.broker import EmbeddedNats, connect
 from rdev_common.db.migrate import upgrade
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import ensure_streams
-from tests.audit.support import AuditProcess, Db, env_for, fresh_databases
-from tests.support import port_open
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "RDEV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.audit.support import AuditProcess, Db, env_for
+from tests.postgres import throwaway_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated database of each kind (PostgreSQL skipped when not reachable)."""
-    admin = None
-    if request.param == "postgresql":
-        if not port_open("127.0.0.1", 5432):
-            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-        admin = POSTGRES_ADMIN_URL
-    for url in fresh_databases(tmp_path, admin):
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+        upgrade(url)
+        yield url
+        return
+    with throwaway_database("rdev_audit") as url:
         upgrade(url)
         yield url
 

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from rdev_common.events import (
     Reason,
 )
 from rdev_common.ids import new_id
+from tests.support import wait_for_async
 
 BIN = Path(sys.executable).parent
 ROW_COLUMNS = (
@@ -45,31 +44,6 @@ ROW_COLUMNS = (
     "prev_hash",
     "hash",
 )
-
-
-def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s: {message}")
-
-
-async def wait_until_async(
-    predicate: Any, timeout: float, message: str | Callable[[], Awaitable[str]]
-) -> Any:
-    """`predicate()`'s first true result; `message` (or what it returns, asked at the
-    timeout, so that it shows the state then) explains a timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    explained = message if isinstance(message, str) else await message()
-    raise AssertionError(f"timed out after {timeout}s: {explained}")
 
 
 def env_for(nats_url: str, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -225,7 +199,7 @@ async def wait_stream_count(
         have = (await js.stream_info(stream)).state.messages
         return have >= count if at_least else have == count
 
-    await wait_until_async(enough, timeout, f"{stream} to hold {count} messages")
+    await wait_for_async(enough, timeout, f"{stream} to hold {count} messages")
 
 
 class Db:
@@ -263,26 +237,6 @@ class Db:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def fresh_databases(tmp_path: Path, postgres_admin_url: str | None) -> Iterator[str]:
-    """Not a fixture: yields one database URL, dropped afterwards (PostgreSQL) or in tmp."""
-    if postgres_admin_url is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-        return
-    import uuid
-
-    import psycopg
-
-    name = f"rdev_audit_{uuid.uuid4().hex[:10]}"
-    admin = postgres_admin_url.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def rdev_cli(
@@ -327,4 +281,4 @@ async def wait_caught_up(
             f"service {status}; its log:\n{service.log_tail()}"
         )
 
-    await wait_until_async(caught_up, 300, state)
+    await wait_for_async(caught_up, 300, state)

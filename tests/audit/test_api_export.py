@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from rdev_common.audit import GENESIS, AuditContent, canonical_json, chain_hash
 from rdev_common.broker import EmbeddedNats, free_port
 from rdev_common.db.engine import sync_url
-from tests.audit.support import Db, env_for, wait_until
+from tests.audit.support import Db, env_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(900)
 ROWS = 100_000
@@ -79,7 +80,7 @@ def api(nats_server: EmbeddedNats, db_url: str, tmp_path: Path) -> Iterator[tupl
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, 180, "api ready", interval=0.2)
+    wait_for(ready, 180, "api ready", interval=0.2)
     try:
         yield base, {"X-API-Key": key}, proc.pid
     finally:

@@ -16,8 +16,8 @@ from tests.audit.support import (
     stream_last_seq,
     verify_db,
     wait_stream_count,
-    wait_until,
 )
+from tests.support import wait_for
 
 COMMANDS = 1000  # 3,000 lifecycle events
 KILLS = 3
@@ -46,7 +46,7 @@ async def test_sigkill_mid_stream_neither_duplicates_nor_skips(
     try:
         for k in range(1, KILLS + 1):
             threshold = total * k // (KILLS + 1)
-            wait_until(
+            wait_for(
                 lambda t=threshold: db.position(LIFECYCLE) >= t,
                 120,
                 f"projection to pass {threshold}: {service.log_tail()}",
@@ -56,7 +56,7 @@ async def test_sigkill_mid_stream_neither_duplicates_nor_skips(
             killed_at = db.position(LIFECYCLE)
             assert killed_at < total, "the kill must land mid-stream"
             service.start()
-        wait_until(
+        wait_for(
             lambda: db.position(LIFECYCLE) == total and db.position(ADMIN) == 50,
             180,
             f"projection to finish: {service.log_tail()}",

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ROOT, RdevSystem, wait_for
+from tests.clients.support import example
+from tests.support import RdevSystem, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -165,7 +166,7 @@ def test_history_lists_runs_with_status_and_duration(page: Any, shots: Path) -> 
     page.wait_for_selector("#history table, #history .unavailable, #history .error")
     page.screenshot(path=shots / "09-history.png", full_page=True)
     if page.query_selector("#history .unavailable"):
-        pytest.skip("GET /projects/{id}/commands is not served yet; the console says so")
+        pytest.fail("GET /projects/{id}/commands is not served; the console says so")
     text = page.inner_text("#history")
     assert "sleep 60" in text and "cancelled" in text
     page.click("#history a:has-text('seq 1 200')")
@@ -248,7 +249,7 @@ def test_webhook_deliveries_and_redeliver(
     page.goto(f"/?project={PROJECT}&view=webhooks")
     page.wait_for_selector("#webhooks p, #webhooks .webhook, #webhooks .unavailable")
     if page.query_selector("#webhooks .unavailable"):
-        pytest.skip("webhook endpoints are not served; the console says so")
+        pytest.fail("webhook endpoints are not served; the console says so")
     page.fill("#add-webhook input[name=url]", receiver)
     page.fill("#add-webhook input[name=events]", "command.completed")
     page.click("#add-webhook button[type=submit]")
@@ -280,7 +281,7 @@ def test_audit_log_with_filters(page: Any, shots: Path) -> None:
     page.goto("/?view=audit")
     page.wait_for_selector("#audit table, #audit p")
     if page.query_selector("#audit .unavailable"):
-        pytest.skip("GET /audit is not served; the console says so")
+        pytest.fail("GET /audit is not served; the console says so")
     page.fill("#audit-filters input[name=project]", PROJECT)
     page.fill("#audit-filters input[name=action]", "command.requested")
 
@@ -297,17 +298,14 @@ def test_audit_log_with_filters(page: Any, shots: Path) -> None:
 
 
 def sse_clients_browser_example() -> str:
-    """The browser example of SSE_CLIENTS.md, up to its usage lines."""
-    doc = (ROOT.parent / "shared" / "SSE_CLIENTS.md").read_text()
-    block = doc.split("### Browser with EventSource", 1)[1].split("```javascript", 1)[1]
-    return block.split("// Usage", 1)[0]
+    """The browser example of SSE_CLIENTS.md (the copy under tests/clients/examples, which
+    tests/clients/test_examples_match_doc.py holds equal to the doc), up to its usage lines."""
+    return example("browser.js").split("// Usage", 1)[0]
 
 
 def test_the_sse_clients_browser_example_runs_from_the_console(
     page: Any, console_system: RdevSystem
 ) -> None:
-    if not (ROOT.parent / "shared" / "SSE_CLIENTS.md").exists():
-        pytest.skip("SSE_CLIENTS.md is not next to the repository")
     page.goto("/")
     page.wait_for_selector("#projects")
     # The example declares `executeCommand`; the shim gives it the `process` it writes to.

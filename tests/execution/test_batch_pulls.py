@@ -19,6 +19,7 @@ from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_common.ids import new_id
 from rdev_common.settings import CommonSettings
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
+from tests.support import wait_for_async
 
 WAIT_S = 30
 
@@ -67,14 +68,7 @@ async def queue(nc: Client, priority: Priority, count: int) -> list[str]:
 
 
 async def until(condition: Any, what: str) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(wait(), WAIT_S)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    await wait_for_async(condition, WAIT_S, what, interval=0.01)
 
 
 async def test_free_slots_are_filled_by_one_pull_per_queue_in_priority_order(nc: Client) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from rdev_common.broker import EmbeddedNats
 from rdev_common.reader import StreamReader
+from tests.support import wait_for_async
 
 SIZE = 300_000
 
@@ -36,7 +37,15 @@ async def test_a_stalled_reader_holds_at_most_two_pulls_of_bytes(nc: nats.NATS) 
     reader = StreamReader(nc, "T", ["t.x"], follow=True, batch=32, max_bytes=1_000_000)
     stream = aiter(reader)
     first = await anext(stream)
-    await asyncio.sleep(0.3)  # the consumer stalls; whatever was pulled has arrived
+
+    async def all_pulled_arrived() -> bool:
+        """The reader read ahead, and every message the broker sent it is in its queue."""
+        info = await nc.jetstream().consumer_info("T", reader.consumer)
+        sent = info.delivered.stream_seq or 0
+        return sent > 1 and info.num_waiting == 0 and reader.queue.qsize() >= sent - 1
+
+    # The consumer stalls; once whatever was pulled has arrived, nothing more comes.
+    await wait_for_async(all_pulled_arrived, 30, "the reader's read-ahead to arrive")
     held = reader.queue.qsize() * SIZE
     await stream.aclose()  # type: ignore[attr-defined]
     assert first.seq == 1

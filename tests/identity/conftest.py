@@ -11,7 +11,7 @@ import pytest
 from rdev_common.broker import EmbeddedNats
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.db.migrate import upgrade
-from tests.conftest import POSTGRES_ADMIN_URL, postgres_available
+from tests.postgres import throwaway_database
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -23,21 +23,9 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL variant skipped")
-    import psycopg
-
-    name = f"rdev_identity_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with throwaway_database("rdev_identity") as url:
         upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)

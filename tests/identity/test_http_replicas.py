@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from rdev_common.broker import EmbeddedNats
-from tests.conftest import postgres_available
 from tests.identity.conftest import fresh_database
 from tests.identity.support import (
     ADMIN_KEY_PREFIX,
@@ -22,6 +21,7 @@ from tests.identity.support import (
     create_key,
     create_project,
 )
+from tests.postgres import postgres_available
 from tests.support import wait_for
 
 AUTH_FAILURES = 30

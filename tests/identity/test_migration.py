@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from rdev_common.db.engine import sync_url
 from rdev_common.db.migrate import upgrade
-from tests.conftest import POSTGRES_ADMIN_URL, postgres_available
+from tests.postgres import throwaway_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -19,19 +18,8 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL variant skipped")
-    import psycopg
-
-    name = f"rdev_migrate_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("rdev_migrate") as url:
+        yield url
 
 
 def test_upgrading_from_0001_keeps_keys_and_projects(empty_db: str) -> None:

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.e2e
 
 
 def json_lines(system: RdevSystem) -> list[dict[str, Any]]:
-    lines = system.log_path.read_text(errors="replace").splitlines()
+    """The log's whole JSON lines. The services are still writing: the last line read may
+    be only the start of one (no newline yet), and is left for the next read."""
+    text = system.log_path.read_text(errors="replace")
+    lines = text[: text.rfind("\n") + 1].splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
@@ -35,14 +38,19 @@ def test_service_logs_are_json_with_context(observed: RdevSystem, traced_run: Tr
     done = wait_for(completed_line, 30, "the executor's `command completed` line")
     assert done["service"] == "executor" and done["project"] == PROJECT
     assert done["trace_id"] == traced_run.trace_id and len(done["span_id"]) == 16
+
+    def request_handled() -> list[dict[str, Any]]:
+        return [
+            x
+            for x in json_lines(observed)
+            if x.get("event") == "request handled" and x.get("request_id") == traced_run.request_id
+        ]
+
+    # The api logs a request once its response has gone out: the line may come later.
+    submitted = wait_for(request_handled, 30, "the api's `request handled` line")
     lines = json_lines(observed)
     assert lines and all({"event", "level", "timestamp", "service"} <= set(x) for x in lines)
     assert {x["service"] for x in lines} >= {"api", "executor", "webhooks", "audit"}
-    submitted = [
-        x
-        for x in lines
-        if x.get("event") == "request handled" and x.get("request_id") == traced_run.request_id
-    ]
     assert len(submitted) == 1, submitted
     line = submitted[0]
     assert line["trace_id"] == traced_run.trace_id

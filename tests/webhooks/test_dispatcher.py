@@ -6,8 +6,6 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pytest
-
 from rdev_common.circuit_breaker import BreakerPolicy, State
 from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim, Delivery, Endpoint
@@ -15,6 +13,7 @@ from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.service_layer.attempt import AttemptContext, Policy
 from rdev_webhooks.service_layer.dispatcher import Dispatcher
 from rdev_webhooks.service_layer.ports import Recorded
+from tests.support import wait_for_async
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -89,17 +88,6 @@ def _dispatcher(store: FakeStore, sender: FakeSender, policy: BreakerPolicy) -> 
     return Dispatcher(ctx, policy, concurrency=2, poll_interval_s=0.01)
 
 
-async def _until(predicate: object, message: str) -> None:
-    async def wait() -> None:
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
-
-    try:
-        await asyncio.wait_for(wait(), 10)
-    except TimeoutError:
-        pytest.fail(message)
-
-
 async def test_a_hanging_endpoint_leaves_other_lanes_free() -> None:
     store = FakeStore(
         {"slow": [f"slow-{i}" for i in range(10)], "fast": [f"fast-{i}" for i in range(10)]}
@@ -108,7 +96,7 @@ async def test_a_hanging_endpoint_leaves_other_lanes_free() -> None:
     dispatcher = _dispatcher(store, sender, BreakerPolicy())
     task = asyncio.create_task(dispatcher.run())
     try:
-        await _until(lambda: len(store.results) == 10, "the healthy lane should finish")
+        await wait_for_async(lambda: len(store.results) == 10, 10, "the healthy lane should finish")
         assert all(d.startswith("fast") for d in store.results)
         # The hanging lane holds exactly its two workers' requests open.
         assert sorted(d for d, _ in store.claims if d.startswith("slow")) == ["slow-0", "slow-1"]
@@ -124,13 +112,16 @@ async def test_an_open_breaker_spends_no_attempts() -> None:
     dispatcher = _dispatcher(store, FakeSender(), policy)
     task = asyncio.create_task(dispatcher.run())
     try:
-        await _until(
+        await wait_for_async(
             lambda: (
                 "down" in dispatcher.lanes and dispatcher.lanes["down"].breaker.state is State.OPEN
             ),
+            10,
             "three failures should open the breaker",
         )
-        await _until(lambda: not dispatcher.lanes["down"].in_flight, "lane should drain")
+        await wait_for_async(
+            lambda: not dispatcher.lanes["down"].in_flight, 10, "lane should drain"
+        )
         spent = len(store.claims)
         assert 3 <= spent <= 4  # the second worker may have claimed before the third failure
         for _ in range(20):  # scheduling rounds while the breaker is open claim nothing

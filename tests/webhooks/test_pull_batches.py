@@ -4,7 +4,6 @@ that expired or died with the connection is renewed, a failed batch comes back."
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import replace
 from typing import Any
@@ -19,6 +18,7 @@ from rdev_webhooks.adapters.nats_batches import PullBatches
 from rdev_webhooks.domain.model import Endpoint, NewDelivery
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest, consume_lifecycle
+from tests.support import wait_for_async
 
 STREAM, DURABLE = "T_LIFECYCLE", "t-runs"
 
@@ -47,6 +47,16 @@ async def _publish(nc: Any, *numbers: int) -> None:
         await js.publish(f"rdev.runs.p.c{n}.completed", _event(n))
 
 
+async def _pull_waiting(nc: Any) -> None:
+    """Until the feed waits on the broker with a pull request open."""
+
+    async def waiting() -> bool:
+        info = await nc.jetstream().consumer_info(STREAM, DURABLE)
+        return bool(info.num_waiting)
+
+    await wait_for_async(waiting, 10, "a pull request open on the consumer", interval=0.01)
+
+
 def _feed(nc: Any, size: int = 200, linger_s: float = 0.05, **kwargs: Any) -> PullBatches:
     return PullBatches(nc, STREAM, DURABLE, size, linger_s, **kwargs)
 
@@ -55,7 +65,7 @@ async def test_a_burst_comes_as_one_batch(nc: Any) -> None:
     feed = _feed(nc)
     await feed.start()
     batch = asyncio.create_task(feed.next_batch(5.0))
-    await asyncio.sleep(0.1)  # the feed is waiting with a pull request open
+    await _pull_waiting(nc)
     for n in range(3):
         await _publish(nc, n)
         await asyncio.sleep(0.005)
@@ -99,15 +109,11 @@ async def test_the_feed_resumes_after_the_broker_restarts(
     await feed.start()
     assert await feed.next_batch(0.2) == []
     nats_server.stop()
-    await asyncio.sleep(0.5)
+    await wait_for_async(lambda: not nc.is_connected, 30, "the client to see the broker gone")
     nats_server.start()
-    deadline = time.monotonic() + 30
-    while not nc.is_connected and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await wait_for_async(lambda: nc.is_connected, 30, "the client to reconnect")
     await _publish(nc, 1)
-    got: list[Any] = []
-    while not got and time.monotonic() < deadline:
-        got = await feed.next_batch(1.0)
+    got = await wait_for_async(lambda: feed.next_batch(1.0), 30, "the batch after the restart")
     assert [m.metadata.sequence.stream for m in got] == [1]
     await feed.close()
 
@@ -137,15 +143,14 @@ async def test_a_batch_that_failed_is_redelivered_and_recorded_once(nc: Any) -> 
     ingest = LifecycleIngest(store, RetrySchedule(), lambda: woken.append(1), DURABLE)  # type: ignore[arg-type]
     task = asyncio.create_task(consume_lifecycle(_feed(nc), ingest, 0.2, stop))
     await _publish(nc, 1, 2, 3)
-    deadline = time.monotonic() + 20
-    while len(store.deliveries) < 3 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_for_async(lambda: len(store.deliveries) >= 3, 20, "three deliveries recorded")
     assert sorted(d.seq for d in store.deliveries.values()) == [1, 2, 3]
     assert store.failures == 0 and woken
-    info = await nc.jetstream().consumer_info(STREAM, DURABLE)
-    while info.num_ack_pending and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+
+    async def all_acked() -> bool:
         info = await nc.jetstream().consumer_info(STREAM, DURABLE)
-    assert info.num_ack_pending == 0 and info.num_pending == 0
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await wait_for_async(all_acked, 20, "every message acknowledged")
     stop.set()
     await asyncio.wait_for(task, 5)
