@@ -71,7 +71,9 @@ async def main() -> None:
     parser.add_argument("--from-start", action="store_true", help="from the first stored event")
     args = parser.parse_args()
 
-    nc = await nats.connect(os.environ.get("RDEV_NATS_URL", "nats://127.0.0.1:4222"))
+    # One server or a comma-separated list of them (the NATS convention).
+    servers = os.environ.get("RDEV_NATS_URL", "nats://127.0.0.1:4222").split(",")
+    nc = await nats.connect([server.strip() for server in servers])
     js = nc.jetstream()
     # Lifecycle subjects: rdev.runs.<project>.<command id>.<kind>
     subject = f"rdev.runs.{args.project or '*'}.*.*"

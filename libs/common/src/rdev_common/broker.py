@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nats
 import structlog
@@ -115,14 +117,47 @@ class EmbeddedNats:
             self.process.wait()
 
 
-async def connect(url: str, name: str) -> Client:
-    """A client that reconnects forever: a broker restart is an outage, not an end."""
+SCHEMES = {"nats", "tls", "ws", "wss"}
+
+
+def server_list(url: str | Sequence[str]) -> list[str]:
+    """The servers of RDEV_NATS_URL: one URL or a comma-separated list of them (the NATS
+    convention), e.g. `nats://n1:4222,nats://n2:4222`. A client connects to any of them and
+    learns the rest of a cluster from the one it reaches. Raises ValueError naming the
+    setting for an empty entry, a scheme other than nats/tls/ws/wss, a missing host or a
+    mix of websocket and plain servers (the NATS client refuses such a mix)."""
+    parts = url.split(",") if isinstance(url, str) else list(url)
+    servers = [part.strip() for part in parts]
+    if not servers or any(not server for server in servers):
+        raise ValueError(f"RDEV_NATS_URL has an empty server in {url!r}")
+    schemes = set()
+    for server in servers:
+        with_scheme = server if "://" in server else f"nats://{server}"
+        try:
+            parsed = urlsplit(with_scheme)
+            parsed.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise ValueError(f"RDEV_NATS_URL: {server!r} is not a server URL") from None
+        if parsed.scheme not in SCHEMES or not parsed.hostname:
+            raise ValueError(
+                f"RDEV_NATS_URL: {server!r} is not a nats://, tls://, ws:// or wss:// URL"
+            )
+        schemes.add(parsed.scheme in ("ws", "wss"))
+    if len(schemes) > 1:
+        raise ValueError("RDEV_NATS_URL mixes websocket and plain servers")
+    return servers
+
+
+async def connect(url: str | Sequence[str], name: str) -> Client:
+    """A client that reconnects forever: a broker restart is an outage, not an end.
+    `url` is one server or a comma-separated list (see `server_list`): a server down at
+    the start is skipped, and after a connection is lost every server is tried in turn."""
 
     async def report(exc: Exception) -> None:
         log.warning("nats connection problem", error=repr(exc))
 
     return await nats.connect(
-        url,
+        server_list(url),
         name=name,
         error_cb=report,
         max_reconnect_attempts=-1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -32,6 +32,19 @@ class CommonSettings(BaseSettings):
     # executors need it. `rdev up` makes one in the data dir when it is not set.
     secrets_key: SecretStr | None = None
 
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_servers(cls, value: str | None) -> str | None:
+        """One URL or a comma-separated list of them (the NATS convention, to seed a
+        cluster without a load balancer); kept as given, checked here so a typo stops
+        the process with a message naming the setting."""
+        if value is None or not value.strip():
+            return None
+        from rdev_common.broker import server_list
+
+        server_list(value)
+        return value
+
     def secrets_sealer(self) -> Sealer | None:
         """The sealer of RDEV_SECRETS_KEY, None when unset. A malformed key ends the process
         with a message that names the setting but not its value."""
@@ -50,6 +63,8 @@ class CommonSettings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'rdev.db'}"
 
     def require_nats_url(self) -> str:
+        """RDEV_NATS_URL as given: one server or a comma-separated list;
+        `rdev_common.broker.connect` takes either."""
         if not self.nats_url:
             raise SystemExit(
                 "RDEV_NATS_URL is not set: start the whole system with `rdev up`, "
