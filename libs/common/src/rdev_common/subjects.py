@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from rdev_common.errors import ValidationFailed
 from rdev_common.events import Priority
 
 COMMANDS_PREFIX = "rdev.commands"
@@ -12,9 +15,43 @@ WEBHOOKS_PREFIX = "rdev.webhooks"
 RUN_KINDS = ("requested", "started", "output", "completed", "cancel_requested")
 LIFECYCLE_KINDS = ("requested", "started", "completed", "cancel_requested")
 
+# What no token taken from outside may hold: the token separator, the wildcards,
+# whitespace and control characters (NATS splits or refuses on them).
+_UNSAFE = re.compile(r"[.*>\s\x00-\x1f\x7f]")
+MAX_TOKEN_CHARS = 128
+
+
+class InvalidToken(ValidationFailed):
+    """A value that cannot be one token of a subject: refused, never sent."""
+
+
+def token(value: str, field: str = "id") -> str:
+    """`value` as one literal subject token; raises InvalidToken for anything else.
+
+    Every builder below passes each variable part through here, so an id that reached
+    a subject unchecked by its route still cannot become a wildcard or a second token.
+    """
+    if not value or len(value) > MAX_TOKEN_CHARS or _UNSAFE.search(value):
+        raise InvalidToken(f"{field} {value[:80]!r} is not a valid id", field=field)
+    return value
+
 
 def command(priority: Priority | str, project: str, command_id: str) -> str:
-    return f"{COMMANDS_PREFIX}.{Priority(priority).value}.{project}.{command_id}"
+    level = Priority(priority).value
+    return (
+        f"{COMMANDS_PREFIX}.{level}.{token(project, 'project')}.{token(command_id, 'command_id')}"
+    )
+
+
+def command_any_priority(project: str | None, command_id: str) -> str:
+    """The request of one command whatever its priority (and project, when None)."""
+    where = token(project, "project") if project is not None else "*"
+    return f"{COMMANDS_PREFIX}.*.{where}.{token(command_id, 'command_id')}"
+
+
+def project_commands(project: str) -> str:
+    """Every command request of one project."""
+    return f"{COMMANDS_PREFIX}.*.{token(project, 'project')}.*"
 
 
 def commands_of_priority(priority: Priority | str) -> str:
@@ -22,28 +59,34 @@ def commands_of_priority(priority: Priority | str) -> str:
 
 
 def run_event(project: str, command_id: str, kind: str) -> str:
-    return f"{RUNS_PREFIX}.{project}.{command_id}.{kind}"
+    run = f"{token(project, 'project')}.{token(command_id, 'command_id')}"
+    return f"{RUNS_PREFIX}.{run}.{token(kind, 'kind')}"
+
+
+def project_runs_of_kind(project: str, kind: str) -> str:
+    """One kind of event (`requested`, `completed`) of every run of a project."""
+    return f"{RUNS_PREFIX}.{token(project, 'project')}.*.{token(kind, 'kind')}"
 
 
 def run_events(project: str, command_id: str) -> str:
     """Every event of one run, in order."""
-    return f"{RUNS_PREFIX}.{project}.{command_id}.*"
+    return f"{RUNS_PREFIX}.{token(project, 'project')}.{token(command_id, 'command_id')}.*"
 
 
 def project_run_events(project: str) -> str:
-    return f"{RUNS_PREFIX}.{project}.*.*"
+    return f"{RUNS_PREFIX}.{token(project, 'project')}.*.*"
 
 
 def any_run_event(kind: str) -> str:
-    return f"{RUNS_PREFIX}.*.*.{kind}"
+    return f"{RUNS_PREFIX}.*.*.{token(kind, 'kind')}"
 
 
 def admin(entity: str, action: str) -> str:
-    return f"{ADMIN_PREFIX}.{entity}.{action}"
+    return f"{ADMIN_PREFIX}.{token(entity, 'entity')}.{token(action, 'action')}"
 
 
 def webhook(webhook_id: str, kind: str) -> str:
-    return f"{WEBHOOKS_PREFIX}.{webhook_id}.{kind}"
+    return f"{WEBHOOKS_PREFIX}.{token(webhook_id, 'webhook_id')}.{token(kind, 'kind')}"
 
 
 def parse_run_subject(subject: str) -> tuple[str, str, str]:
@@ -63,4 +106,4 @@ def admin_of(event_kind: str) -> str:
 
 def rate_limit(bucket: str, policy: str, window: int) -> str:
     """One counter per (who, policy, window): `bucket` is a key id or `ip-<address>`."""
-    return f"{RATE_LIMIT_PREFIX}.{bucket}.{policy}.{window}"
+    return f"{RATE_LIMIT_PREFIX}.{token(bucket, 'bucket')}.{token(policy, 'policy')}.{window}"

@@ -12,6 +12,7 @@ from rdev_common.ids import is_slug
 
 MAX_COMMAND_BYTES = 64 * 1024
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MIN_TIMEOUT_S = 1.0
 RESERVED_ENV = frozenset({"PATH", "HOME", "SHELL", "PWD", "TRACEPARENT"})
 
 
@@ -77,9 +78,10 @@ def cidr(value: str, field: str = "allowed_ips") -> str:
 def timeout(value: float | None, maximum: float, field: str = "timeout_s") -> float | None:
     if value is None:
         return None
-    if not 0 < value <= maximum:
+    if isinstance(value, bool) or not MIN_TIMEOUT_S <= value <= maximum:
         raise ValidationFailed(
-            f"{field} must be greater than 0 and at most {maximum:g}", field=field
+            f"{field} must be a number of seconds from {MIN_TIMEOUT_S:g} to {maximum:g}",
+            field=field,
         )
     return value
 

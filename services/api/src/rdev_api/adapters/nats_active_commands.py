@@ -17,7 +17,7 @@ class NatsActiveCommands:
         self.js = js
 
     async def _command_ids(self, project: str, kind: str) -> set[str]:
-        pattern = subjects.run_event(project, "*", kind)
+        pattern = subjects.project_runs_of_kind(project, kind)
         info = await self.js.stream_info(RUNS, subjects_filter=pattern)
         found = info.state.subjects or {}
         return {subjects.parse_run_subject(s)[1] for s in found}

@@ -65,7 +65,7 @@ class NatsCommandLog:
 
     async def project_command_ids(self, project: str) -> list[str]:
         info = await self.js.stream_info(
-            streams.COMMANDS, subjects_filter=f"{subjects.COMMANDS_PREFIX}.*.{project}.*"
+            streams.COMMANDS, subjects_filter=subjects.project_commands(project)
         )
         return [subject.rsplit(".", 1)[1] for subject in (info.state.subjects or {})]
 
@@ -89,7 +89,7 @@ class NatsCommandLog:
 
     async def state(self, command_id: str, project: str | None = None) -> CommandState | None:
         """The command's state from its events; with `project` known, all three at once."""
-        requested_subject = f"{subjects.COMMANDS_PREFIX}.*.{project or '*'}.{command_id}"
+        requested_subject = subjects.command_any_priority(project, command_id)
         if project is None:
             requested = await self._last(streams.COMMANDS, requested_subject)
             if requested is None:

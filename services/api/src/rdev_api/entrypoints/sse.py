@@ -21,6 +21,8 @@ from rdev_common.events import OutputBatch
 FAILURE_REASONS = frozenset({"lost", "error"})
 # Characters JSON strings must escape, but the newlines between a batch's lines; a
 # batch without any is rendered verbatim.
+# `<stream sequence>` or `<stream sequence>-<line index>`, ASCII digits only
+EVENT_ID = re.compile(r"([0-9]{1,19})(?:-([0-9]{1,9}))?", re.ASCII)
 NEEDS_ESCAPE_IN_LINES = re.compile(r'["\\\x00-\x09\x0b-\x1f]')
 
 
@@ -33,11 +35,15 @@ class Position:
 
     @classmethod
     def parse(cls, last_event_id: str | None) -> Position:
-        """Raises ValueError for an id rdev did not issue."""
+        """The one parser of event ids: raises ValueError for an id rdev did not issue
+        (`1--1`, `+1`, ` 1`, digits beyond a stream sequence)."""
         if not last_event_id:
             return cls()
-        seq, _, index = last_event_id.partition("-")
-        return cls(int(seq), int(index) if index else -1)
+        found = EVENT_ID.fullmatch(last_event_id)
+        if found is None:
+            raise ValueError(f"not an event id: {last_event_id[:40]!r}")
+        seq, index = found.group(1), found.group(2)
+        return cls(int(seq), int(index) if index is not None else -1)
 
     @property
     def start_seq(self) -> int:

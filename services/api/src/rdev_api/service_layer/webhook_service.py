@@ -8,9 +8,10 @@ picks up like any other due delivery.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uuid6
@@ -28,6 +29,7 @@ from rdev_common.ids import new_id
 from rdev_common.webhook_events import ADMIN_ACTIONS, WebhookRotated
 
 MAX_REPLAY = 10_000
+MAX_SEQUENCE = 2**63 - 1  # a JetStream sequence is a uint64; NATS clients take int64
 MAX_OVERLAP = timedelta(days=7)
 
 
@@ -244,7 +246,9 @@ def _new_delivery(
 
 def parse_since(value: str) -> tuple[int | None, datetime | None]:
     """A stream sequence (`1234`) or an ISO 8601 time with a zone."""
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,25}", value):
+        if int(value) > MAX_SEQUENCE:
+            raise ValidationFailed(f"since must be at most {MAX_SEQUENCE}", field="since")
         return int(value), None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -254,7 +258,10 @@ def parse_since(value: str) -> tuple[int | None, datetime | None]:
         ) from exc
     if when.tzinfo is None:
         raise ValidationFailed("since must include a time zone (e.g. Z)", field="since")
-    return None, when
+    try:
+        return None, when.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationFailed("since is out of range", field="since") from exc
 
 
 async def replay(

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from rdev_api.domain.model import ApiKey
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
+from rdev_api.entrypoints.http.ids import KeyId
 from rdev_api.entrypoints.http.schemas import (
     ApiKeyCreate,
     ApiKeyRotate,
@@ -55,7 +56,7 @@ async def list_keys(principal: PrincipalDep, services: ServicesDep) -> ListEnvel
 
 @router.get("/api-keys/{key_id}", response_model=Envelope[ApiKeyView])
 async def get_key(
-    key_id: str, principal: PrincipalDep, services: ServicesDep
+    key_id: KeyId, principal: PrincipalDep, services: ServicesDep
 ) -> Envelope[ApiKeyView]:
     key = await apikey_service.get_key(services.uow(), principal, key_id)
     return Envelope(data=_view(services, key))
@@ -63,7 +64,7 @@ async def get_key(
 
 @router.delete("/api-keys/{key_id}", response_model=Envelope[ApiKeyView])
 async def revoke_key(
-    key_id: str, principal: PrincipalDep, services: ServicesDep
+    key_id: KeyId, principal: PrincipalDep, services: ServicesDep
 ) -> Envelope[ApiKeyView]:
     """Revoked at once on every replica (within a second); the key's open streams end."""
     key = await apikey_service.revoke_key(services.uow(), principal, key_id, services.clock())
@@ -72,7 +73,7 @@ async def revoke_key(
 
 @router.patch("/api-keys/{key_id}", response_model=Envelope[ApiKeyView])
 async def update_key(
-    key_id: str, body: ApiKeyUpdate, principal: PrincipalDep, services: ServicesDep
+    key_id: KeyId, body: ApiKeyUpdate, principal: PrincipalDep, services: ServicesDep
 ) -> Envelope[ApiKeyView]:
     """Name, allowed IPs (`null` allows anywhere), expiry, rate limits; effective at once,
     also on the key's open streams."""
@@ -96,7 +97,7 @@ async def update_key(
 
 @router.post("/api-keys/{key_id}/rotate", response_model=Envelope[ApiKeyWithSecret])
 async def rotate_key(
-    key_id: str,
+    key_id: KeyId,
     principal: PrincipalDep,
     services: ServicesDep,
     settings: SettingsDep,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from rdev_api.entrypoints.http.bounds import Moment
 from rdev_api.entrypoints.http.deps import PrincipalDep
 from rdev_api.entrypoints.http.schemas import Envelope, ListEnvelope
 from rdev_api.service_layer import audit_service
@@ -67,8 +68,8 @@ def audit_filter(
     project: Annotated[str | None, Query(max_length=63)] = None,
     action: Annotated[str | None, Query(max_length=64, examples=["command.requested"])] = None,
     outcome: Annotated[Literal["success", "failure"] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    since: Annotated[Moment | None, Query(description="From this time (inclusive)")] = None,
+    until: Annotated[Moment | None, Query(description="Before this time")] = None,
 ) -> AuditFilter:
     return AuditFilter(actor, project, action, outcome, _utc(since), _utc(until))
 

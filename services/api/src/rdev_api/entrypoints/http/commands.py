@@ -13,6 +13,7 @@ from rdev_api.domain.model import Scope
 from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
 from rdev_api.entrypoints.http.events import run_stream
+from rdev_api.entrypoints.http.ids import CommandId, ProjectId
 from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ListEnvelope, ShellRequest
 from rdev_api.entrypoints.logs import run_log
 from rdev_api.service_layer import command_service, project_service
@@ -33,7 +34,7 @@ EVENT_STREAM = "text/event-stream"
     responses={200: {"content": {EVENT_STREAM: {}}, "description": "the run's event stream"}},
 )
 async def submit(
-    project_id: str,
+    project_id: ProjectId,
     body: ShellRequest,
     principal: PrincipalDep,
     services: ServicesDep,
@@ -101,7 +102,7 @@ async def submit(
 
 @router.get("/commands/{command_id}", response_model=Envelope[CommandOut])
 async def get_command(
-    command_id: str,
+    command_id: CommandId,
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> Envelope[CommandOut]:
@@ -111,7 +112,7 @@ async def get_command(
 
 @router.post("/commands/{command_id}/cancel", status_code=202, response_model=Envelope[CommandOut])
 async def cancel(
-    command_id: str,
+    command_id: CommandId,
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> Envelope[CommandOut]:
@@ -121,7 +122,7 @@ async def cancel(
 
 @router.get("/commands/{command_id}/output", response_model=None)
 async def output(
-    command_id: str,
+    command_id: CommandId,
     principal: PrincipalDep,
     services: ServicesDep,
     format: Annotated[str, Query(pattern="^(text|jsonl)$")] = "text",
@@ -144,7 +145,7 @@ async def output(
 
 @router.get("/projects/{project_id}/commands", response_model=ListEnvelope[CommandOut])
 async def list_commands(
-    project_id: str,
+    project_id: ProjectId,
     principal: PrincipalDep,
     services: ServicesDep,
     status: Annotated[str | None, Query(pattern="^(queued|running|completed)$")] = None,

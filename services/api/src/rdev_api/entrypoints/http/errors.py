@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from rdev_api.entrypoints.http.ids import PATTERN_WORDS
 from rdev_common import errors
 from rdev_common.metrics import RATE_LIMIT_REJECTIONS
 
@@ -67,9 +68,18 @@ async def _rdev_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
+def _words(error: Any) -> str:
+    """Pydantic's message, with a regular expression replaced by what it means."""
+    ctx = error.get("ctx") or {}
+    if error["type"] == "string_pattern_mismatch":
+        return "must be " + PATTERN_WORDS.get(str(ctx.get("pattern")), "of the documented form")
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    problems = [{"field": _field(tuple(e["loc"])), "message": _words(e)} for e in exc.errors()]
     message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return error_response(422, "validation_error", message, {"errors": problems})
 

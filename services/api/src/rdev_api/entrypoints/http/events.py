@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Response
 from sse_starlette import EventSourceResponse
 
 from rdev_api.domain.model import Principal, Scope
 from rdev_api.entrypoints import sse
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDep
+from rdev_api.entrypoints.http.ids import (
+    EVENT_ID_PATTERN,
+    EVENT_ID_WORDS,
+    ProjectId,
+    StreamIdQuery,
+)
 from rdev_api.entrypoints.http.observability import count_sse
 from rdev_api.entrypoints.http.stream_guard import guarded
 from rdev_api.service_layer import command_service, project_service
@@ -27,12 +33,14 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 @router.get("/projects/{project_id}/events", response_model=None)
 async def events(
-    project_id: str,
+    project_id: ProjectId,
     principal: PrincipalDep,
     services: ServicesDep,
     settings: SettingsDep,
-    stream_id: Annotated[str | None, Query(max_length=64)] = None,
-    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    stream_id: StreamIdQuery = None,
+    last_event_id: Annotated[
+        str | None, Header(max_length=64, pattern=EVENT_ID_PATTERN, description=EVENT_ID_WORDS)
+    ] = None,
 ) -> EventSourceResponse | Response:
     require_scope(principal, Scope.COMMANDS_READ)
     project = await project_service.get_project(services.uow(), principal, project_id)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep
+from rdev_api.entrypoints.http.ids import ProjectId
 from rdev_api.entrypoints.http.schemas import (
     Envelope,
     ListEnvelope,
@@ -54,7 +55,7 @@ async def list_projects(
 
 @router.get("/projects/{project_id}", response_model=Envelope[ProjectView])
 async def get_project(
-    project_id: str, principal: PrincipalDep, services: ServicesDep
+    project_id: ProjectId, principal: PrincipalDep, services: ServicesDep
 ) -> Envelope[ProjectView]:
     project = await project_service.get_project(services.uow(), principal, project_id)
     return Envelope(data=ProjectView.of(project))
@@ -62,7 +63,7 @@ async def get_project(
 
 @router.patch("/projects/{project_id}", response_model=Envelope[ProjectView])
 async def update_project(
-    project_id: str, body: ProjectFields, principal: PrincipalDep, services: ServicesDep
+    project_id: ProjectId, body: ProjectFields, principal: PrincipalDep, services: ServicesDep
 ) -> Envelope[ProjectView]:
     project = await project_service.update_project(
         services.uow(),
@@ -77,7 +78,7 @@ async def update_project(
 
 @router.delete("/projects/{project_id}", status_code=204)
 async def delete_project(
-    project_id: str,
+    project_id: ProjectId,
     principal: PrincipalDep,
     services: ServicesDep,
     force: Annotated[bool, Query(description="cancel queued and running commands")] = False,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rdev_api.domain.model import ApiKey, Project
+from rdev_api.entrypoints.http.bounds import Count, Grace, Moment, Timeout
 from rdev_api.service_layer.ports import CommandState
 from rdev_common.events import Priority
 
@@ -30,7 +31,11 @@ class Strict(BaseModel):
 class ShellRequest(Strict):
     command: str = Field(description="run by /bin/sh -c in the project's workdir")
     priority: Priority = Priority.NORMAL
-    timeout_s: float | None = None
+    timeout_s: Timeout | None = Field(
+        default=None,
+        description="seconds, 1 to the server's maximum (at most 604800); "
+        "null: the project's default",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = Field(default=None, description="relative to the workdir")
 
@@ -100,8 +105,8 @@ class ProjectFields(Strict):
     secrets: dict[str, str | None] | None = Field(
         default=None, description="write-only; merged like env; never returned"
     )
-    max_concurrency: int | None = None
-    default_timeout_s: float | None = None
+    max_concurrency: Annotated[int, Field(strict=True, ge=1, le=1000)] | None = None
+    default_timeout_s: Timeout | None = None
     command_policy: CommandPolicyIn | None = None
 
 
@@ -143,8 +148,8 @@ class ProjectView(BaseModel):
 
 
 class RateLimitIn(Strict):
-    limit: int = Field(gt=0)
-    window_s: int = Field(gt=0, le=3600)
+    limit: Count
+    window_s: Annotated[int, Field(strict=True, ge=1, le=3600)]
 
 
 class ApiKeyCreate(Strict):
@@ -152,7 +157,7 @@ class ApiKeyCreate(Strict):
     scopes: list[str] = Field(description="admin, projects:write, commands:execute, ...")
     projects: list[str] | None = Field(default=None, description="null: every project")
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
     rate_limits: dict[str, RateLimitIn] | None = Field(
         default=None, description="`requests` and/or `submit`; defaults apply otherwise"
     )
@@ -161,12 +166,12 @@ class ApiKeyCreate(Strict):
 class ApiKeyUpdate(Strict):
     name: str | None = Field(default=None, max_length=200)
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
     rate_limits: dict[str, RateLimitIn] | None = None
 
 
 class ApiKeyRotate(Strict):
-    grace_s: float | None = Field(
+    grace_s: Grace | None = Field(
         default=None, description="how long the old secret keeps working (default 3600)"
     )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from rdev_api.domain.webhooks import Attempt, Delivery, Webhook
+from rdev_api.entrypoints.http.bounds import Grace
 
 
 class WebhookCreate(BaseModel):
@@ -26,7 +27,7 @@ class WebhookPatch(BaseModel):
 
 class RotateSecret(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    overlap_s: float = Field(
+    overlap_s: Grace = Field(
         default=86400.0, description="how long the previous secret keeps signing too"
     )
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rdev_api.domain.webhooks import DeliveryFilter
 from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep
+from rdev_api.entrypoints.http.ids import DeliveryId, ProjectId, WebhookId
 from rdev_api.entrypoints.http.schemas import Envelope, ListEnvelope
 from rdev_api.entrypoints.http.webhook_schemas import (
     DeliveryDetail,
@@ -37,7 +38,7 @@ WebhooksDep = Annotated[WebhookServices, Depends(get_webhooks)]
 
 @router.post(BASE, status_code=201, response_model=Envelope[WebhookWithSecret])
 async def create_webhook(
-    project_id: str,
+    project_id: ProjectId,
     body: WebhookCreate,
     principal: PrincipalDep,
     services: ServicesDep,
@@ -57,7 +58,7 @@ async def create_webhook(
 
 @router.get(BASE, response_model=ListEnvelope[WebhookOut])
 async def list_webhooks(
-    project_id: str, principal: PrincipalDep, services: ServicesDep, ws: WebhooksDep
+    project_id: ProjectId, principal: PrincipalDep, services: ServicesDep, ws: WebhooksDep
 ) -> ListEnvelope[WebhookOut]:
     webhooks = await svc.list_webhooks(ws, services.uow(), principal, project_id)
     return ListEnvelope(data=[WebhookOut.of(w) for w in webhooks])
@@ -65,8 +66,8 @@ async def list_webhooks(
 
 @router.get(BASE + "/{webhook_id}", response_model=Envelope[WebhookOut])
 async def get_webhook(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -77,8 +78,8 @@ async def get_webhook(
 
 @router.patch(BASE + "/{webhook_id}", response_model=Envelope[WebhookOut])
 async def patch_webhook(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     body: WebhookPatch,
     principal: PrincipalDep,
     services: ServicesDep,
@@ -91,8 +92,8 @@ async def patch_webhook(
 
 @router.delete(BASE + "/{webhook_id}", status_code=204)
 async def delete_webhook(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -103,8 +104,8 @@ async def delete_webhook(
 
 @router.post(BASE + "/{webhook_id}/rotate-secret", response_model=Envelope[WebhookWithSecret])
 async def rotate_secret(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -119,8 +120,8 @@ async def rotate_secret(
 
 @router.get(BASE + "/{webhook_id}/deliveries", response_model=ListEnvelope[DeliveryOut])
 async def list_deliveries(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -141,9 +142,9 @@ async def list_deliveries(
     BASE + "/{webhook_id}/deliveries/{delivery_id}", response_model=Envelope[DeliveryDetail]
 )
 async def get_delivery(
-    project_id: str,
-    webhook_id: str,
-    delivery_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
+    delivery_id: DeliveryId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -160,9 +161,9 @@ async def get_delivery(
     response_model=Envelope[Replayed],
 )
 async def redeliver(
-    project_id: str,
-    webhook_id: str,
-    delivery_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
+    delivery_id: DeliveryId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
@@ -173,8 +174,8 @@ async def redeliver(
 
 @router.post(BASE + "/{webhook_id}/replay", status_code=202, response_model=Envelope[Replayed])
 async def replay(
-    project_id: str,
-    webhook_id: str,
+    project_id: ProjectId,
+    webhook_id: WebhookId,
     principal: PrincipalDep,
     services: ServicesDep,
     ws: WebhooksDep,
