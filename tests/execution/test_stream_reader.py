@@ -9,8 +9,8 @@ from pathlib import Path
 import nats
 import pytest
 
+from rdev_api.adapters.stream_reader import StreamReader
 from rdev_common.broker import EmbeddedNats
-from rdev_common.reader import StreamReader
 from tests.support import wait_for_async
 
 SIZE = 300_000

@@ -49,9 +49,7 @@ class NatsCommandLog:
             ack = await self.js.publish(
                 subject, envelope.to_bytes(), headers=headers, stream=streams.COMMANDS
             )
-        return Submitted(
-            command_id=event.command_id, sequence=ack.seq, duplicate=bool(ack.duplicate)
-        )
+        return Submitted(command_id=event.command_id, duplicate=bool(ack.duplicate))
 
     async def claim(self, token: str, command_id: str) -> str:
         # Bound once: binding the bucket is a stream-info round trip.

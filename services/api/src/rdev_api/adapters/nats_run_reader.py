@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
+from rdev_api.adapters.stream_reader import StreamReader
 from rdev_api.service_layer.ports import StoredEvent
 from rdev_common import streams
-from rdev_common.reader import StreamReader
 
 # Messages and bytes requested per pull of an SSE connection: with at most two pulls
 # outstanding, a stalled client makes the api hold at most about twice PULL_BYTES. A pull

@@ -45,7 +45,7 @@ async def submit(
         # A claim made by an earlier request whose command was stored is a duplicate;
         # one whose request never got stored (it failed mid-way) is submitted again.
         if claimed != command_id and await log.state(claimed, project.id) is not None:
-            return Submitted(command_id=claimed, sequence=0, duplicate=True)
+            return Submitted(command_id=claimed, duplicate=True)
         command_id = claimed
     # Published with Nats-Msg-Id = command id: a retry of an interrupted submit with the
     # same Idempotency-Key is de-duplicated by the broker.

@@ -109,7 +109,6 @@ class UnitOfWork(Protocol):
 @dataclass(frozen=True)
 class Submitted:
     command_id: str
-    sequence: int
     duplicate: bool
 
 

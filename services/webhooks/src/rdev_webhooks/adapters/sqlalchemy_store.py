@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -116,15 +116,6 @@ class SqlAlchemyDeliveryStore:
             query = query.where(WebhookDeliveryRow.id.not_in(exclude))
         async with self.sessions() as s:
             return list(await s.scalars(query))
-
-    async def next_due(self) -> datetime | None:
-        async with self.sessions() as s:
-            value = await s.scalar(
-                select(func.min(WebhookDeliveryRow.next_attempt_at)).where(
-                    WebhookDeliveryRow.status == PENDING
-                )
-            )
-            return value
 
     async def defer(self, delivery_id: str, until: datetime) -> None:
         async with self._writer(), self.sessions() as s:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import structlog
 
 from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State, StateChange
-from rdev_common.metrics import circuit_state_recorder
 from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
 log = structlog.get_logger()
@@ -83,7 +82,9 @@ class Dispatcher:
             breaker = CircuitBreaker(
                 f"webhook {webhook_id}",
                 self.breaker_policy,
-                on_state_change=circuit_state_recorder(webhook_id),
+                on_state_change=self.breaker_observer(webhook_id)
+                if self.breaker_observer
+                else None,
             )
             lane = Lane(breaker)
             lane.workers = [asyncio.create_task(self._work(lane)) for _ in range(self.concurrency)]

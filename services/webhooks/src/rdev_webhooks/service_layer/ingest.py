@@ -82,14 +82,6 @@ async def plan(
     return result
 
 
-async def ingest(
-    store: DeliveryStore, events: Sequence[Incoming], *, now: datetime, schedule: RetrySchedule
-) -> int:
-    """Record a batch's deliveries; idempotent, so a redelivered event adds nothing."""
-    batch = await plan(store, events, now=now, schedule=schedule)
-    return await store.add_deliveries(batch.deliveries)
-
-
 def _read(events: Sequence[Incoming], unreadable: list[int]) -> list[_Readable]:
     """The batch's events that name a project; the positions of unreadable ones go to
     `unreadable`."""
