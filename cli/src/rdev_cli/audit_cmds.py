@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rdev_common.audit import AuditFilter
 from rdev_common.audit_export import ExportFormat, export_chunks
 from rdev_common.broker import connect
-from rdev_common.db.audit_queries import AuditFilter, audit_rows, verify_chain
+from rdev_common.db.audit_queries import audit_rows, verify_chain
 from rdev_common.db.audit_rebuild import positions, reset_projections
 from rdev_common.db.engine import create_engine, session_factory
 from rdev_common.settings import CommonSettings

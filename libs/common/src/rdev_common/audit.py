@@ -122,3 +122,22 @@ class ChainChecker:
             if broken is not None:
                 return broken
         return None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit rows to read. `projects` limits a caller restricted to some projects."""
+
+    actor: str | None = None
+    project: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    projects: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    broken: Break | None

@@ -1,4 +1,5 @@
-"""Read queries over the audit projections, shared by the api and the CLI.
+"""Read queries over the audit projections, shared by the api and the CLI (their
+filter and results are plain types of rdev_common.audit).
 
 The audit service is the only writer of these tables; readers use these queries
 read-only. Large reads (export, verify) walk the table in keyset chunks, each a
@@ -9,30 +10,16 @@ for the length of a multi-million-row export.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rdev_common.audit import Break, ChainChecker, iso
+from rdev_common.audit import AuditFilter, ChainChecker, Verification, iso
 from rdev_common.db.tables import ApiKeyRow, AuditActorRow, AuditLogRow, CommandHistoryRow
 
 CHUNK = 2000
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """Which audit rows to read. `projects` limits a caller restricted to some projects."""
-
-    actor: str | None = None
-    project: str | None = None
-    action: str | None = None
-    outcome: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    projects: frozenset[str] | None = None
 
 
 def _select(flt: AuditFilter) -> Select[AuditLogRow, str]:
@@ -148,12 +135,6 @@ _CHAIN_COLUMNS = (
     "prev_hash",
     "hash",
 )
-
-
-@dataclass(frozen=True)
-class Verification:
-    checked: int
-    broken: Break | None
 
 
 async def verify_chain(sessions: async_sessionmaker[AsyncSession]) -> Verification:

@@ -16,11 +16,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rdev_api.service_layer.ports import CommandState
-from rdev_common.audit import iso
+from rdev_common.audit import AuditFilter, Verification, iso
 from rdev_common.audit_export import ExportFormat, export_chunks
 from rdev_common.db.audit_queries import (
-    AuditFilter,
-    Verification,
     audit_page,
     audit_rows,
     command_page,

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from rdev_api.service_layer.ports import CommandState
+from rdev_common.audit import AuditFilter, Verification
 from rdev_common.audit_export import ExportFormat
-from rdev_common.db.audit_queries import AuditFilter, Verification
 
 
 class AuditReader(Protocol):

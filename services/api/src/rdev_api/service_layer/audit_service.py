@@ -9,8 +9,8 @@ from typing import Any
 from rdev_api.domain.model import Principal, Scope
 from rdev_api.service_layer.audit_ports import AuditReader
 from rdev_api.service_layer.auth import require_scope
+from rdev_common.audit import AuditFilter, Verification
 from rdev_common.audit_export import ExportFormat
-from rdev_common.db.audit_queries import AuditFilter, Verification
 
 
 def visible(principal: Principal, flt: AuditFilter) -> AuditFilter:

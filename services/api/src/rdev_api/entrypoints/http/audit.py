@@ -15,7 +15,7 @@ from rdev_api.entrypoints.http.deps import PrincipalDep
 from rdev_api.entrypoints.http.schemas import Envelope, ListEnvelope
 from rdev_api.service_layer import audit_service
 from rdev_api.service_layer.audit_ports import AuditReader
-from rdev_common.db.audit_queries import AuditFilter
+from rdev_common.audit import AuditFilter
 from rdev_common.errors import ValidationFailed
 
 router = APIRouter(tags=["audit"])
