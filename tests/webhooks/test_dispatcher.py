@@ -130,3 +130,83 @@ async def test_an_open_breaker_spends_no_attempts() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class ComingBack(FakeStore):
+    """Honours `defer` on the real clock, and notes the breaker's state at each one."""
+
+    def __init__(self, due: dict[str, list[str]]) -> None:
+        super().__init__(due)
+        self.until: dict[str, datetime] = {}
+        self.breaker_state: object = lambda: None
+        self.deferred_in: list[State] = []
+
+    async def due_deliveries(
+        self, webhook_id: str, now: datetime, exclude: set[str], limit: int
+    ) -> list[str]:
+        ready = [d for d in self.due[webhook_id] if self.until.get(d, now) <= now]
+        return [d for d in ready if d not in exclude][:limit]
+
+    async def defer(self, delivery_id: str, until: datetime) -> None:
+        self.until[delivery_id] = until
+        self.deferred_in.append(self.breaker_state())  # type: ignore[operator]
+
+    async def record(
+        self, delivery: Delivery, attempt: int, result: AttemptResult, *_: object
+    ) -> Recorded:  # type: ignore[override]
+        if not result.succeeded:  # due again at once: the breaker alone holds it back
+            self.due[delivery.webhook_id].append(delivery.id)
+        return await super().record(delivery, attempt, result, *_)  # type: ignore[arg-type]
+
+
+class Receiver:
+    """Refuses until `up`; every request takes a little while, as over a network."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    async def send(self, endpoint: Endpoint, delivery: Delivery, attempt: int) -> AttemptResult:
+        await asyncio.sleep(0.02)
+        if not self.up:
+            return AttemptResult(status_code=None, duration_ms=20, error="refused")
+        return AttemptResult(status_code=200, duration_ms=20)
+
+
+async def test_a_receiver_that_came_back_gets_one_probe_then_the_whole_backlog() -> None:
+    """After the cool-down one probe goes out; while it is in flight nothing else is sent
+    or pushed back by a further cool-down, and its success releases the backlog at once."""
+    store = ComingBack({"back": [f"back-{i}" for i in range(20)]})
+    receiver = Receiver()
+    ctx = AttemptContext(
+        store,  # type: ignore[arg-type]
+        receiver,
+        lambda: datetime.now(UTC),
+        Policy(RetrySchedule((0, 0, 0, 0, 0)), timeout_s=15, disable_after_s=1e9),
+    )
+    policy = BreakerPolicy(failure_threshold=3, cooldown_s=0.5)
+    dispatcher = Dispatcher(ctx, policy, concurrency=4, poll_interval_s=0.05)
+    store.breaker_state = lambda: dispatcher.lanes["back"].breaker.state
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await wait_for_async(
+            lambda: (
+                "back" in dispatcher.lanes and dispatcher.lanes["back"].breaker.state is State.OPEN
+            ),
+            10,
+            "three failures should open the breaker",
+        )
+        receiver.up = True
+        await wait_for_async(
+            lambda: sum(r.succeeded for r in store.results.values()) == 20,
+            30,
+            lambda: _said(f"{len(store.results)} results, deferred in {store.deferred_in}"),
+        )
+        assert State.HALF_OPEN not in store.deferred_in, store.deferred_in
+        assert dispatcher.lanes["back"].breaker.state is State.CLOSED
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _said(text: str) -> str:
+    return text

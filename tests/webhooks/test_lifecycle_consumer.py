@@ -7,9 +7,10 @@ from collections.abc import Collection
 from typing import Any
 
 import pytest
+import structlog.testing
 from nats.aio.msg import Msg
 
-from rdev_common.events import CloudEvent, CommandCompleted, Reason
+from rdev_common.events import ApiKeyCreated, CloudEvent, CommandCompleted, Reason
 from rdev_webhooks.domain.model import Endpoint, NewDelivery
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.entrypoints.lifecycle import LifecycleIngest
@@ -102,3 +103,23 @@ async def test_a_failed_batch_is_left_unacked_for_redelivery(endpoints: list[End
     msgs = [_msg(client, 1, "web"), _msg(client, 2, "other")]
     await _ingest(store, woken).handle(msgs)
     assert client.answers == {} and woken == []
+
+
+async def test_an_admin_event_without_a_project_is_acked_quietly() -> None:
+    """`api_key.created` belongs to no project, so no registration can match it: it is
+    read and acked like any event that matches nothing, and logs no error."""
+    client, store, woken = FakeClient(), FakeStore([HOOK]), list[bool]()
+    payload = ApiKeyCreated(key_id="k1", name="ci", prefix="rdev_abc", scopes=["admin"])
+    raw = CloudEvent.wrap(payload, source="rdev/api", subject="k1").to_bytes()
+    ts = time.time_ns()
+    msg = Msg(
+        client,  # type: ignore[arg-type]
+        subject="rdev.admin.api_key.created",
+        reply=f"$JS.ACK.RDEV_ADMIN.webhooks-admin.1.7.7.{ts}.0",
+        data=raw,
+    )
+    with structlog.testing.capture_logs() as logs:
+        await _ingest(store, woken).handle([msg])
+    assert client.answers[msg.reply] == b"+ACK"
+    assert store.added == [] and woken == []
+    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []

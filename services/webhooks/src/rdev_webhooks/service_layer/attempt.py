@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import structlog
 
-from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen
+from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.domain.model import AttemptResult, Claim
 from rdev_webhooks.domain.schedule import RetrySchedule
@@ -69,6 +69,8 @@ async def run_attempt(ctx: AttemptContext, breaker: CircuitBreaker, delivery_id:
         breaker.before_call()
     except CircuitOpen as exc:
         # No attempt is spent while the endpoint is known to be down: the probe decides.
+        if breaker.state is State.HALF_OPEN:
+            return  # a probe is in flight: stay due, its success releases the lane
         await ctx.store.defer(delivery_id, now + timedelta(seconds=max(exc.retry_after_s, 0.05)))
         return
     lease = now + timedelta(seconds=ctx.policy.timeout_s + LEASE_MARGIN_S)

@@ -66,15 +66,25 @@ class Dispatcher:
         now = self.ctx.clock()
         for webhook_id in await self.ctx.store.due_endpoints(now):
             lane = self._lane(webhook_id)
-            if lane.breaker.state is State.OPEN:
-                continue  # its deliveries stay due in SQL until the cool-down is over
-            room = LANE_BUFFER * self.concurrency - len(lane.in_flight)
+            room = self._room(lane)
             if room <= 0:
                 continue
             due = await self.ctx.store.due_deliveries(webhook_id, now, lane.in_flight, room)
             for delivery_id in due:
                 lane.in_flight.add(delivery_id)
                 lane.queue.put_nowait(delivery_id)
+
+    def _room(self, lane: Lane) -> int:
+        """How many more deliveries the lane may queue now. Open: none, they stay due in
+        SQL until the cool-down is over. Half-open: one, the probe, once the lane is
+        idle; nothing else is sent or pushed back while it is in flight, and its
+        success closes the circuit and wakes the scheduler for the backlog."""
+        state = lane.breaker.state
+        if state is State.OPEN:
+            return 0
+        if state is State.HALF_OPEN:
+            return 0 if lane.in_flight else 1
+        return LANE_BUFFER * self.concurrency - len(lane.in_flight)
 
     def _lane(self, webhook_id: str) -> Lane:
         lane = self.lanes.get(webhook_id)

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import uuid6
 from pydantic import ValidationError
 
+from rdev_common import subjects
 from rdev_common.events import CloudEvent
-from rdev_common.subjects import parse_run_subject
 from rdev_common.webhook_rules import matches
 from rdev_webhooks.domain.model import Endpoint, NewDelivery
 from rdev_webhooks.domain.schedule import RetrySchedule
@@ -84,21 +84,27 @@ async def plan(
 
 def _read(events: Sequence[Incoming], unreadable: list[int]) -> list[_Readable]:
     """The batch's events that name a project; the positions of unreadable ones go to
-    `unreadable`."""
+    `unreadable`. An event of no project (an admin event such as `api_key.created`)
+    is read, and matches no registration: registrations belong to a project."""
     readable = []
     for position, incoming in enumerate(events):
         try:
             payload = incoming.raw.decode()
             event = CloudEvent.from_bytes(incoming.raw)
-            project = event.project or (
-                parse_run_subject(incoming.subject)[0] if incoming.subject else None
-            )
+            project = event.project or _run_project(incoming.subject)
         except (ValidationError, ValueError, UnicodeDecodeError):
             unreadable.append(position)
             continue
         if project:
             readable.append(_Readable(position, event, project, payload))
     return readable
+
+
+def _run_project(subject: str | None) -> str | None:
+    """The project named by a run subject; None for any other subject."""
+    if subject is None or not subject.startswith(f"{subjects.RUNS_PREFIX}."):
+        return None
+    return subjects.parse_run_subject(subject)[0]
 
 
 def _delivery(endpoint: Endpoint, r: _Readable, incoming: Incoming, due: datetime) -> NewDelivery:
