@@ -1,6 +1,8 @@
 """A delivery's claim and record: SQLAlchemy Core, the same code on SQLite and PostgreSQL.
 
-The statements are built once: the ORM's identity map, change tracking and flush
+The rules (may the attempt be made, what the result makes of the delivery and of its
+endpoint's health) are domain.delivery's; this module loads what they need and saves
+what they decide. The statements are built once: the ORM's identity map, change tracking and flush
 cost more CPU per delivery than the request. `claim` and `record` are plain
 functions of a synchronous connection, each one transaction, so the same code runs
 through `run_sync` or, on a SQLite file, on `SqliteThreads`' thread in one hand-off.
@@ -28,6 +30,7 @@ from rdev_common.db.tables import (
 )
 from rdev_common.events import CloudEvent
 from rdev_common.webhook_events import SOURCE, DeliveryAttempted, WebhookDisabled
+from rdev_webhooks.domain.delivery import Health, Target, health_after, status_after, stop_reason
 from rdev_webhooks.domain.model import (
     AttemptResult,
     Claim,
@@ -146,7 +149,8 @@ def claim(
         return None
     interrupted = _close_interrupted(conn, delivery_id, row, now)
     n = row.attempts + 1
-    stop = _why_stop(row, n, max_attempts)
+    target = Target(row.id is not None, bool(row.enabled), row.disabled_reason)
+    stop = stop_reason(target, n, max_attempts)
     if stop is not None:
         conn.execute(_FINISH_DELIVERY, _failed_delivery(delivery_id, stop, now))
         conn.commit()
@@ -189,7 +193,7 @@ def record(
     )
     after = dict(
         key=delivery.id,
-        status=_status_after(result, next_attempt_at).value,
+        status=status_after(result, next_attempt_at).value,
         next_attempt_at=next_attempt_at,
         last_status_code=result.status_code,
         last_error=result.error,
@@ -213,16 +217,6 @@ def _claimed(delivery_id: str, row: _ClaimRow, attempts: int) -> Delivery:
     return Delivery(
         delivery_id, row.webhook_id, row.event_id, row.event_type, row.payload, attempts
     )
-
-
-def _why_stop(row: _ClaimRow, n: int, max_attempts: int) -> str | None:
-    if row.id is None:
-        return "the webhook was deleted"
-    if not row.enabled:
-        return f"the webhook is disabled: {row.disabled_reason or 'by request'}"
-    if n > max_attempts:
-        return f"no attempt left after {max_attempts}"
-    return None
 
 
 def _close_interrupted(
@@ -275,12 +269,6 @@ def _sending(delivery_id: str, n: int, webhook_id: str, now: datetime) -> dict[s
     )
 
 
-def _status_after(result: AttemptResult, next_attempt_at: datetime | None) -> DeliveryStatus:
-    if result.succeeded:
-        return DeliveryStatus.SUCCEEDED
-    return DeliveryStatus.PENDING if next_attempt_at is not None else DeliveryStatus.FAILED
-
-
 def _track_health(
     conn: Connection,
     webhook_id: str,
@@ -288,29 +276,23 @@ def _track_health(
     now: datetime,
     disable_after_s: float,
 ) -> str | None:
-    """Reset the failure streak on success; disable on 410 or a streak that lasted too long."""
+    """Save what the result does to the endpoint's health (domain.delivery.health_after);
+    the reason when it disabled the endpoint."""
     if result.succeeded:  # the common case: one UPDATE that usually matches nothing
         conn.execute(_HEALTHY, {"key": webhook_id, "failing_since": None})
         return None
     hook = conn.execute(_HEALTH, {"key": webhook_id}).one_or_none()
     if hook is None:
         return None
-    changes: dict[str, Any] = {}
-    since = hook.failing_since
-    if since is None:
-        changes["failing_since"] = since = now
-    reason = None
-    if result.gone:
-        reason = "the endpoint answered 410 Gone"
-    elif (now - since).total_seconds() >= disable_after_s:
-        reason = f"failing continuously since {since.isoformat()}"
-    if reason is not None and hook.enabled:
-        changes.update(enabled=False, disabled_reason=reason, updated_at=now)
+    change = health_after(Health(hook.failing_since, hook.enabled), result, now, disable_after_s)
+    changes: dict[str, Any] = {"failing_since": change.failing_since} if change.start_streak else {}
+    if change.disable is not None:
+        changes.update(enabled=False, disabled_reason=change.disable, updated_at=now)
         if conn.execute(_DISABLE_HOOK, {"key": webhook_id, **changes}).rowcount != 1:
             return None  # disabled meanwhile, and announced, by another replica
-        event = WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=reason)
+        event = WebhookDisabled(webhook_id=webhook_id, project=hook.project, reason=change.disable)
         _to_outbox(conn, event, now)
-        return reason
+        return change.disable
     if changes:
         conn.execute(_CHANGE_HOOK, {"key": webhook_id, **changes})
     return None

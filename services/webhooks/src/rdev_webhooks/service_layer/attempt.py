@@ -21,6 +21,7 @@ import structlog
 
 from rdev_common.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from rdev_common.webhook_events import DeliveryAttempted
+from rdev_webhooks.domain.delivery import after_attempt
 from rdev_webhooks.domain.model import AttemptResult, Claim
 from rdev_webhooks.domain.schedule import RetrySchedule
 from rdev_webhooks.service_layer.ports import Clock, DeliveryStore, Sender
@@ -93,14 +94,11 @@ async def run_attempt(ctx: AttemptContext, breaker: CircuitBreaker, delivery_id:
 
 async def _finish(ctx: AttemptContext, claim: Claim, result: AttemptResult) -> None:
     now = ctx.clock()
-    delay = None
-    if not result.succeeded and not result.gone:
-        delay = ctx.policy.schedule.delay_after(claim.attempt, result.retry_after_s)
+    after = after_attempt(result, claim.attempt, ctx.policy.schedule, now)
     outcome = "succeeded" if result.succeeded else "failed"
-    event = _attempt_event(claim, outcome, result, delay)
-    next_at = now + timedelta(seconds=delay) if delay is not None else None
+    event = _attempt_event(claim, outcome, result, after.delay_s)
     recorded = await ctx.store.record(
-        claim.delivery, claim.attempt, result, next_at, now, ctx.policy.disable_after_s, event
+        claim.delivery, claim.attempt, result, after.at, now, ctx.policy.disable_after_s, event
     )
     if recorded.late:
         log.warning(
