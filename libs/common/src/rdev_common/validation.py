@@ -9,11 +9,34 @@ import re
 
 from rdev_common.errors import ValidationFailed
 from rdev_common.ids import is_slug
+from rdev_common.patterns import PatternError, compile_pattern
 
 MAX_COMMAND_BYTES = 64 * 1024
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MIN_TIMEOUT_S = 1.0
-RESERVED_ENV = frozenset({"PATH", "HOME", "SHELL", "PWD", "TRACEPARENT"})
+# Variables that decide which program runs, how the shell reads its input, or what the
+# dynamic loader loads: a command's `env` (and a project's env and secrets) may not set
+# them, unless the project's `command_policy.allow_env` names them (docs/security.md).
+RESERVED_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "CDPATH",
+        "PS4",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "GLOBIGNORE",
+        "PWD",
+        "OLDPWD",
+        "TRACEPARENT",
+    }
+)
+RESERVED_ENV_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "RDEV_")
+MAX_ALLOWED_ENV = 50
 
 
 def project_id(value: str, field: str = "id") -> str:
@@ -46,6 +69,33 @@ def env_vars(values: dict[str, str], field: str = "env") -> dict[str, str]:
                 f"{field}.{name} must not contain NUL bytes", field=f"{field}.{name}"
             )
     return values
+
+
+def reserved_env(name: str) -> bool:
+    return name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES)
+
+
+def env_policy(
+    values: dict[str, str | None] | dict[str, str], allowed: list[str], field: str = "env"
+) -> None:
+    """Refuse a reserved variable (`PATH`, `LD_PRELOAD`, …) that `allowed` does not name."""
+    for name in values:
+        if reserved_env(name) and name not in allowed:
+            raise ValidationFailed(
+                f"{field}.{name} is reserved: a command may not set it unless the project's "
+                "command_policy.allow_env names it",
+                field=f"{field}.{name}",
+            )
+
+
+def allowed_env(values: list[str], field: str = "command_policy.allow_env") -> list[str]:
+    """Reserved variable names a project lets its commands set."""
+    if len(values) > MAX_ALLOWED_ENV:
+        raise ValidationFailed(f"{field} has more than {MAX_ALLOWED_ENV} names", field=field)
+    for i, name in enumerate(values):
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            raise ValidationFailed(f"{field}[{i}] is not a variable name", field=f"{field}[{i}]")
+    return sorted(set(values))
 
 
 def absolute_dir(value: str, field: str = "workdir") -> str:
@@ -164,21 +214,33 @@ def patterns(values: list[str], field: str) -> list[str]:
         where = f"{field}[{i}]"
         if not pattern or len(pattern) > MAX_PATTERN_CHARS or "\x00" in pattern:
             raise ValidationFailed(f"{where} must be 1-{MAX_PATTERN_CHARS} characters", field=where)
-        if pattern.startswith(REGEX_PREFIX):
-            try:
-                re.compile(pattern[len(REGEX_PREFIX) :])
-            except re.error as exc:
-                raise ValidationFailed(
-                    f"{where} is not a valid regular expression: {exc}", field=where
-                ) from exc
+        try:
+            compile_pattern(pattern)
+        except PatternError as exc:
+            kind = "regular expression" if pattern.startswith(REGEX_PREFIX) else "glob"
+            raise ValidationFailed(
+                f"{where} is not a valid {kind} (RE2 syntax, no backreferences or "
+                f"look-around): {exc}",
+                field=where,
+            ) from exc
     return values
 
 
-def cwd_inside(workdir: str, value: str, field: str = "cwd") -> str:
-    """`value` relative to `workdir`, resolved (symlinks too) without leaving it."""
+def resolved_cwd(workdir: str, value: str, field: str = "cwd") -> str:
+    """The real directory `value` names below `workdir`, after every symlink.
+
+    Checked where the command starts (the executor's host), since only there do the
+    symlinks exist: a `cwd` that is, or passes through, a link leading out of the
+    workdir is refused, and the command runs in the resolved path, so a link changed
+    after the check cannot move it.
+    """
     relative = relative_cwd(value, field)
     root = os.path.realpath(workdir)
     target = os.path.realpath(os.path.join(root, relative))
     if os.path.commonpath([root, target]) != root:
-        raise ValidationFailed(f"{field} must stay inside the project's workdir", field=field)
-    return relative
+        raise ValidationFailed(
+            f"{field} {value!r} leads outside the project's workdir", field=field
+        )
+    if not os.path.isdir(target):
+        raise ValidationFailed(f"{field} {value!r} does not exist in the workspace", field=field)
+    return target

@@ -56,13 +56,18 @@ def _merge(current: dict[str, str], patch: dict[str, str | None]) -> dict[str, s
 
 def _policy(value: dict[str, Any] | None) -> dict[str, Any]:
     value = value or {}
-    unknown = set(value) - {"allow", "deny"}
+    unknown = set(value) - {"allow", "deny", "allow_env"}
     if unknown:
-        raise ValidationFailed("command_policy has only `allow` and `deny`", field="command_policy")
-    return {
+        raise ValidationFailed(
+            "command_policy has only `allow`, `deny` and `allow_env`", field="command_policy"
+        )
+    policy: dict[str, Any] = {
         "allow": validation.patterns(list(value.get("allow") or []), "command_policy.allow"),
         "deny": validation.patterns(list(value.get("deny") or []), "command_policy.deny"),
     }
+    if value.get("allow_env"):
+        policy["allow_env"] = validation.allowed_env(list(value["allow_env"]))
+    return policy
 
 
 def _apply(project: Project, changes: dict[str, Any], now: datetime) -> Project:
@@ -73,9 +78,14 @@ def _apply(project: Project, changes: dict[str, Any], now: datetime) -> Project:
         p = replace(p, workdir=validation.absolute_dir(workdir) if workdir is not None else None)
     if "kubernetes" in changes:
         p = replace(p, kubernetes=changes["kubernetes"])
+    if "command_policy" in changes:  # first: its allow_env applies to env and secrets
+        p = replace(p, command_policy=_policy(changes["command_policy"]))
+    allow_env = list(p.command_policy.get("allow_env") or [])
     if "env" in changes:
+        validation.env_policy(changes["env"] or {}, allow_env, "env")
         p = replace(p, env=validation.env_map(_merge(p.env, changes["env"] or {}), "env"))
     if "secrets" in changes:
+        validation.env_policy(changes["secrets"] or {}, allow_env, "secrets")
         merged = _merge(p.secrets, changes["secrets"] or {})
         p = replace(p, secrets=validation.env_map(merged, "secrets"))
     if "max_concurrency" in changes:
@@ -86,8 +96,6 @@ def _apply(project: Project, changes: dict[str, Any], now: datetime) -> Project:
             changes["default_timeout_s"], MAX_DEFAULT_TIMEOUT_S, "default_timeout_s"
         )
         p = replace(p, default_timeout_s=value)
-    if "command_policy" in changes:
-        p = replace(p, command_policy=_policy(changes["command_policy"]))
     if p.workdir is None and p.kubernetes is None:
         raise ValidationFailed("a project needs a workdir or a kubernetes spec", field="workdir")
     return replace(p, updated_at=now)

@@ -7,8 +7,9 @@ import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+from rdev_common import validation
+from rdev_common.errors import ValidationFailed
 from rdev_common.events import CommandRequested
 from rdev_executor.service_layer.ports import Chunk
 
@@ -87,9 +88,10 @@ class LocalBackend:
     async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> LocalProcess:
         if not request.workdir or not os.path.isdir(request.workdir):  # noqa: ASYNC240
             raise FileNotFoundError(f"workspace {request.workdir!r} does not exist on this host")
-        cwd = Path(request.workdir, request.cwd or ".")
-        if not os.path.isdir(cwd):  # noqa: ASYNC240
-            raise FileNotFoundError(f"cwd {request.cwd!r} does not exist in the workspace")
+        try:  # symlinks resolved here, on the host that runs the command
+            cwd = validation.resolved_cwd(request.workdir, request.cwd or ".")
+        except ValidationFailed as exc:
+            raise FileNotFoundError(exc.message) from exc
         env = {**self.env, **request.env, **extra_env}
         # Both readers are set up before the spawn: once the command runs, nothing is
         # left to fail or be cancelled that would leave it running with no handle.

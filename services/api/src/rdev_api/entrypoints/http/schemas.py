@@ -94,6 +94,11 @@ class SessionCreate(Strict):
 class CommandPolicyIn(Strict):
     allow: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
     deny: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
+    allow_env: list[str] = Field(
+        default_factory=list,
+        description="reserved variables (PATH, HOME, LD_*, …) this project's commands "
+        "and env may set; none by default",
+    )
 
 
 class ProjectFields(Strict):
@@ -141,6 +146,7 @@ class ProjectView(BaseModel):
             command_policy={
                 "allow": list(project.command_policy.get("allow") or []),
                 "deny": list(project.command_policy.get("deny") or []),
+                "allow_env": list(project.command_policy.get("allow_env") or []),
             },
             created_at=project.created_at,
             updated_at=project.updated_at,
