@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rdev_api.domain.webhooks import Attempt, Delivery, DeliveryFilter, NewDelivery, Webhook
 from rdev_common import subjects
+from rdev_common.db import webhook_deliveries
 from rdev_common.db.tables import OutboxRow, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
 from rdev_common.events import CloudEvent
 from rdev_common.webhook_rules import event_kind
@@ -158,28 +158,23 @@ class SqlAlchemyWebhookStore:
             return _delivery(row, [_attempt(a) for a in attempts]), row.payload
 
     async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
-        async with self.sessions() as s:
-            s.add_all(
-                WebhookDeliveryRow(
-                    id=d.id,
-                    webhook_id=d.webhook_id,
-                    project=d.project,
-                    event_id=d.event_id,
-                    event_type=d.event_type,
-                    stream=d.stream,
-                    seq=d.seq,
-                    dedup_key=d.dedup_key,
-                    payload=d.payload,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=d.created_at,
-                    created_at=d.created_at,
-                    updated_at=d.created_at,
-                )
-                for d in deliveries
+        """Through the webhooks service's own INSERT (rdev_common.db.webhook_deliveries)."""
+        rows = [
+            webhook_deliveries.pending_delivery(
+                id=d.id,
+                webhook_id=d.webhook_id,
+                project=d.project,
+                event_id=d.event_id,
+                event_type=d.event_type,
+                stream=d.stream,
+                seq=d.seq,
+                dedup_key=d.dedup_key,
+                payload=d.payload,
+                due=d.created_at,
             )
-            try:
-                await s.commit()
-            except IntegrityError:
-                return 0
-            return len(deliveries)
+            for d in deliveries
+        ]
+        async with self.sessions() as s:
+            added = await webhook_deliveries.add_deliveries(s, rows)
+            await s.commit()
+            return added

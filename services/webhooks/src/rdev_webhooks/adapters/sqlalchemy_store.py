@@ -10,10 +10,10 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rdev_common.db import webhook_deliveries
 from rdev_common.db.tables import WebhookDeliveryRow, WebhookRow
 from rdev_common.webhook_events import DeliveryAttempted
 from rdev_webhooks.adapters import sqlalchemy_attempts
@@ -87,8 +87,7 @@ class SqlAlchemyDeliveryStore:
         if not deliveries:
             return 0
         async with self._writer(), self.sessions() as s:
-            insert = _insert_skipping_known((await s.connection()).dialect.name)
-            added = len((await s.execute(insert, [_new_values(d) for d in deliveries])).all())
+            added = await webhook_deliveries.add_deliveries(s, [_new_values(d) for d in deliveries])
             await s.commit()
             return added
 
@@ -170,18 +169,8 @@ def _update(entity: Any) -> Any:
     return update(entity).execution_options(synchronize_session=False)
 
 
-def _insert_skipping_known(dialect: str) -> Any:
-    """INSERT of deliveries that skips a known `dedup_key` and returns the ids it added."""
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    return (
-        insert(WebhookDeliveryRow)
-        .on_conflict_do_nothing(index_elements=[WebhookDeliveryRow.dedup_key])
-        .returning(WebhookDeliveryRow.id)
-    )
-
-
 def _new_values(d: NewDelivery) -> dict[str, Any]:
-    return dict(
+    return webhook_deliveries.pending_delivery(
         id=d.id,
         webhook_id=d.webhook_id,
         project=d.project,
@@ -191,11 +180,7 @@ def _new_values(d: NewDelivery) -> dict[str, Any]:
         seq=d.seq,
         dedup_key=d.dedup_key,
         payload=d.payload,
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=d.next_attempt_at,
-        created_at=d.next_attempt_at,
-        updated_at=d.next_attempt_at,
+        due=d.next_attempt_at,
     )
 
 
