@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from rdev_common.events import CloudEvent, CommandRequested
 from rdev_common.ids import new_id
 from rdev_common.settings import CommonSettings
 from rdev_common.streams import ensure_streams
+from rdev_executor.adapters.k8s_api import RetryPolicy
 from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.domain.outcome import Outcome
@@ -57,16 +59,42 @@ def breaker_clock() -> FakeClock:
 
 @pytest.fixture
 async def backend(kubeconfig: Path, breaker_clock: FakeClock) -> AsyncIterator[KubernetesBackend]:
-    options = KubernetesOptions(
-        namespace=NAMESPACE,
-        idle_gc_s=600,
-        ready_timeout_s=WAIT_S,
-        kubeconfig=str(kubeconfig),
-        breaker=BreakerPolicy(failure_threshold=3, cooldown_s=30),
-    )
-    b = KubernetesBackend(options, clock=breaker_clock)
+    b = KubernetesBackend(backend_options(kubeconfig), clock=breaker_clock)
     yield b
     await b.aclose()
+
+
+def backend_options(kubeconfig: Path, **overrides: Any) -> KubernetesOptions:
+    """Options for a backend against the double: its timings, shortened."""
+    fields: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "idle_gc_s": 600,
+        "ready_timeout_s": WAIT_S,
+        "kubeconfig": str(kubeconfig),
+        "breaker": BreakerPolicy(failure_threshold=3, cooldown_s=30),
+        "poll_s": 0.05,
+        "exec_ping_s": 0.5,
+        "unschedulable_grace_s": 0.5,
+        "restart_status_wait_s": 5.0,
+        "retry": RetryPolicy(throttled_retries=3, max_retry_after_s=1.0),
+    }
+    known = {f.name for f in dataclasses.fields(KubernetesOptions)}
+    return KubernetesOptions(**{k: v for k, v in {**fields, **overrides}.items() if k in known})
+
+
+class ProjectSecrets:
+    """A SecretSource over a dict a test fills: project → name → value."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, str]] = {}
+
+    async def for_project(self, project: str) -> dict[str, str]:
+        return dict(self.values.get(project, {}))
+
+
+@pytest.fixture
+def project_secrets() -> ProjectSecrets:
+    return ProjectSecrets()
 
 
 @pytest.fixture
@@ -126,39 +154,52 @@ SPEC: dict[str, Any] = {
 
 
 @pytest.fixture
-def start_run(
-    nc: Client, backend: KubernetesBackend, tmp_path: Path
-) -> Iterator[Callable[..., Any]]:
-    runner = Runner(
-        backend=backend,
-        events=NatsEventLog(nc.jetstream(), source="rdev/executor/k8s-test"),
-        limits=Limits(
-            kill_grace_s=2.0,
-            batch_bytes=64 * 1024,
-            batch_age_s=0.02,
-            max_line_chars=16 * 1024,
-            cap_bytes=1024**2,
-        ),
-        executor_name="k8s-test",
-    )
+def start_run_with(
+    nc: Client, tmp_path: Path, project_secrets: ProjectSecrets
+) -> Iterator[Callable[[Any], Callable[..., Any]]]:
+    """Runs through a Runner over the given backend (one or more per test)."""
     workdir = tmp_path / "workspace"
     workdir.mkdir()
     tasks: list[asyncio.Task[Any]] = []
 
-    async def start(command: str, *, project: str = "demo", **fields: Any) -> Run:
-        spec = {**SPEC, "workdir": str(workdir), **fields.pop("spec", {})}
-        req = CommandRequested(
-            command_id=new_id(), project=project, command=command, kubernetes=spec, **fields
+    def with_backend(backend: Any) -> Callable[..., Any]:
+        runner = Runner(
+            backend=backend,
+            events=NatsEventLog(nc.jetstream(), source="rdev/executor/k8s-test"),
+            limits=Limits(
+                kill_grace_s=2.0,
+                batch_bytes=64 * 1024,
+                batch_age_s=0.02,
+                max_line_chars=16 * 1024,
+                cap_bytes=1024**2,
+            ),
+            executor_name="k8s-test",
+            secrets=project_secrets,
         )
-        sub = await nc.subscribe(subjects.run_events(project, req.command_id))
-        control = RunControl()
-        task = asyncio.create_task(runner.handle(req, control, {}))
-        tasks.append(task)
-        return Run(req, control, task, sub)
 
-    yield start
+        async def start(command: str, *, project: str = "demo", **fields: Any) -> Run:
+            spec = {**SPEC, "workdir": str(workdir), **fields.pop("spec", {})}
+            req = CommandRequested(
+                command_id=new_id(), project=project, command=command, kubernetes=spec, **fields
+            )
+            sub = await nc.subscribe(subjects.run_events(project, req.command_id))
+            control = RunControl()
+            task = asyncio.create_task(runner.handle(req, control, {}))
+            tasks.append(task)
+            return Run(req, control, task, sub)
+
+        return start
+
+    yield with_backend
     for task in tasks:
         task.cancel()
+
+
+@pytest.fixture
+def start_run(
+    start_run_with: Callable[[Any], Callable[..., Any]], backend: KubernetesBackend
+) -> Callable[..., Any]:
+    return start_run_with(backend)
 
 
 def group_members(pgid: int) -> list[int]:

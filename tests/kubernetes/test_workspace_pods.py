@@ -7,12 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import config
-from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
-
 from rdev_common.circuit_breaker import CircuitBreaker
 from rdev_common.events import CommandRequested
-from rdev_executor.adapters.k8s_pods import WorkspacePods, is_api_failure
+from rdev_executor.adapters.k8s_api import KubeApi, RetryPolicy, is_api_failure
+from rdev_executor.adapters.k8s_pods import StartupPolicy, WorkspacePods
 from rdev_executor.adapters.k8s_spec import KubernetesSpec, pod_name
 from rdev_executor.adapters.kubernetes_backend import KubernetesBackend, KubernetesOptions
 from tests.kubernetes.apiserver_double import ApiServerDouble
@@ -75,29 +73,31 @@ class FakeNow:
 async def test_idle_pods_are_collected_and_busy_or_recent_ones_kept(
     apiserver: ApiServerDouble, kubeconfig: Path
 ) -> None:
-    cfg = Configuration()
-    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     now = FakeNow()
-    async with ApiClient(cfg) as client:
+    api = KubeApi(
+        CircuitBreaker("k8s", is_failure=is_api_failure),
+        kubeconfig=str(kubeconfig),
+        context=None,
+        retry=RetryPolicy(),
+    )
+    try:
         pods = WorkspacePods(
-            CoreV1Api(client),
-            CircuitBreaker("k8s", is_failure=is_api_failure),
-            ready_timeout_s=20,
-            idle_gc_s=600,
-            now=now,
+            api, idle_gc_s=600, startup=StartupPolicy(ready_timeout_s=20, poll_s=0.05), now=now
         )
         specs = {p: KubernetesSpec.parse({"image": "img"}, NAMESPACE) for p in ("a", "b", "c")}
-        for project, spec in specs.items():
-            assert await pods.ensure(project, spec) == pod_name(project, spec)
+        refs = {p: await pods.ensure(p, spec) for p, spec in specs.items()}
+        assert [r.name for r in refs.values()] == [pod_name(p, s) for p, s in specs.items()]
         now.at += timedelta(seconds=500)
-        await pods.touch(NAMESPACE, pod_name("b", specs["b"]))
+        await pods.touch(refs["b"])
         now.at += timedelta(seconds=200)  # a: 700 s idle, b: 200 s, c: 700 s but busy
-        deleted = await pods.collect_idle(NAMESPACE, busy={pod_name("c", specs["c"])})
+        deleted = await pods.collect_idle(NAMESPACE, busy={refs["c"].uid})
         assert deleted == [pod_name("a", specs["a"])]
         base = f"DELETE /api/v1/namespaces/{NAMESPACE}/pods/"
         assert apiserver.requests[base + pod_name("a", specs["a"])] == 1
         assert apiserver.requests[base + pod_name("b", specs["b"])] == 0
         assert apiserver.requests[base + pod_name("c", specs["c"])] == 0
+    finally:
+        await api.aclose()
 
 
 async def test_concurrent_first_commands_share_one_pod(

@@ -57,6 +57,9 @@ def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
             ready_timeout_s=settings.k8s_ready_timeout_s,
             kubeconfig=settings.k8s_kubeconfig,
             context=settings.k8s_context,
+            exec_ping_s=settings.k8s_exec_ping_s,
+            image_pull_tries=settings.k8s_image_pull_tries,
+            unschedulable_grace_s=settings.k8s_unschedulable_grace_s,
             breaker=BreakerPolicy(
                 failure_threshold=settings.k8s_breaker_failures,
                 cooldown_s=settings.k8s_breaker_cooldown_s,

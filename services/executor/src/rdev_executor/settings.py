@@ -38,3 +38,6 @@ class ExecutorSettings(HealthSettings):
     k8s_context: str | None = None
     k8s_breaker_failures: int = Field(default=5, ge=1)
     k8s_breaker_cooldown_s: float = Field(default=15.0, gt=0)
+    k8s_exec_ping_s: float = Field(default=20.0, gt=0)  # keeps idle exec streams open
+    k8s_image_pull_tries: int = Field(default=3, ge=1)  # ImagePullBackOffs before a run fails
+    k8s_unschedulable_grace_s: float = Field(default=30.0, ge=0)  # time for an autoscaler

@@ -1,46 +1,68 @@
 """Workspace pods: create, wait for Ready, reuse, and collect when idle.
 
-Every call to the API server goes through one circuit breaker, so a failing
-API server makes commands fail fast instead of piling up behind timeouts.
+Several executors share the pods, so a pod is known by its UID once found, and
+every delete carries preconditions: the UID (never a newer pod of the same name)
+and, for idle collection, the resourceVersion it judged idle (a command another
+executor started since changed the pod, and the delete fails with 409).
+
+A pod stuck terminating (an unreachable node, a finalizer) is left to the
+cluster and the project moves to a pod of the next generation, a new name: a
+force-delete would not clear finalizers, and on an unreachable node the old
+container may still run beside its replacement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import structlog
-from kubernetes_asyncio import watch
-from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from rdev_common.circuit_breaker import CircuitBreaker
+from rdev_executor.adapters.k8s_api import KubeApi
 from rdev_executor.adapters.k8s_spec import (
+    GENERATION_LABEL,
     LAST_USED,
+    PROJECT_LABEL,
     SELECTOR,
+    SPEC_LABEL,
     KubernetesSpec,
     pod_manifest,
     pod_name,
 )
+from rdev_executor.adapters.k8s_status import (
+    Startup,
+    gone_reason,
+    is_ready,
+    is_terminating,
+    restart_count,
+)
 
 log = structlog.get_logger()
 
-DELETE_POLL_S = 0.25
+MAX_GENERATIONS = 8
+Progress = Callable[[str], Awaitable[None]]
+
+
+async def no_progress(_: str) -> None:
+    return None
 
 
 class PodNotReady(RuntimeError):
     """The workspace pod failed, vanished, or did not become Ready in time."""
 
 
-def is_api_failure(exc: BaseException) -> bool:
-    """Errors that say the API server is unwell; a 404 or 409 says nothing of the sort."""
-    if isinstance(exc, ApiException | aiohttp.ClientResponseError):
-        return exc.status is None or exc.status >= 500 or exc.status == 429
-    return isinstance(exc, aiohttp.ClientError | OSError | TimeoutError)
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+    uid: str
+    restarts: int = 0  # the workspace container's restartCount when found Ready
 
 
 def describe(exc: BaseException) -> str:
@@ -54,148 +76,169 @@ def describe(exc: BaseException) -> str:
     return f"{exc.status} {exc.reason}" + (f": {message}" if message else "")
 
 
-def is_ready(pod: Any) -> bool:
-    if pod.metadata.deletion_timestamp is not None or pod.status is None:
-        return False
-    conditions = pod.status.conditions or []
-    return pod.status.phase == "Running" and any(
-        c.type == "Ready" and c.status == "True" for c in conditions
-    )
-
-
-def gone_reason(pod: Any) -> str | None:
-    """Why a pod can no longer run commands, or None while it still can."""
-    if pod is None or pod.metadata.deletion_timestamp is not None:
-        return "was deleted"
-    status = pod.status
-    if status is not None and status.reason == "Evicted":
-        return f"was evicted: {status.message or 'no message'}"
-    if status is not None and status.phase in ("Failed", "Succeeded"):
-        return f"stopped (phase {status.phase})"
-    return None
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def generation_of(pod: Any) -> int:
+    try:
+        return int((pod.metadata.labels or {}).get(GENERATION_LABEL, "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class StartupPolicy:
+    ready_timeout_s: float = 120.0
+    poll_s: float = 1.0
+    image_pull_tries: int = 3
+    unschedulable_grace_s: float = 30.0
 
 
 class WorkspacePods:
     def __init__(
         self,
-        api: CoreV1Api,
-        breaker: CircuitBreaker,
+        api: KubeApi,
         *,
-        ready_timeout_s: float,
         idle_gc_s: float,
+        startup: StartupPolicy,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.api = api
-        self.breaker = breaker
-        self.ready_timeout_s = ready_timeout_s
         self.idle_gc_s = idle_gc_s
+        self.startup = startup
         self._now = now
 
-    async def ensure(self, project: str, spec: KubernetesSpec) -> str:
-        """The name of the project's Ready workspace pod, created if needed."""
-        name, ns = pod_name(project, spec), spec.namespace
-        pod = await self.read(ns, name)
-        if pod is not None and gone_reason(pod) is not None:
-            await self.delete(ns, name)
-            await self._wait_deleted(ns, name)
-            pod = None
-        if pod is None:
-            await self._create(project, spec)
-            log.info("workspace pod created", pod=name, namespace=ns, project=project)
-        elif is_ready(pod):
-            await self.touch(ns, name)
-            return name
-        await self._wait_ready(ns, name)
-        await self.touch(ns, name)
-        return name
+    async def ensure(
+        self, project: str, spec: KubernetesSpec, progress: Progress = no_progress
+    ) -> PodRef:
+        """The project's Ready workspace pod, created if needed."""
+        ns = spec.namespace
+        selector = f"{PROJECT_LABEL}={project},{SPEC_LABEL}={spec.digest()}"
+        listed = await self.api.call(lambda a: a.list_namespaced_pod(ns, label_selector=selector))
+        pods = [p for p in listed.items if (p.metadata.labels or {}).get(PROJECT_LABEL) == project]
+        usable = sorted((p for p in pods if gone_reason(p) is None), key=generation_of)
+        if usable:
+            pod = usable[0]
+        else:
+            for dead in pods:
+                if not is_terminating(dead):  # failed or evicted: make room for a new one
+                    await self.delete(ns, dead.metadata.name, dead.metadata.uid)
+            taken = {p.metadata.name for p in pods}
+            generation = next(
+                (g for g in range(MAX_GENERATIONS) if pod_name(project, spec, g) not in taken),
+                None,
+            )
+            if generation is None:
+                raise PodNotReady(
+                    f"all {MAX_GENERATIONS} workspace pods of project {project} are stuck "
+                    f"terminating; see `kubectl -n {ns} get pods -l {selector}`"
+                )
+            if generation:
+                stuck = pod_name(project, spec, generation - 1)
+                log.warning("workspace pod stuck terminating; using a new one", pod=stuck)
+                await progress(f"workspace pod {stuck} is still terminating; starting a new one")
+            pod = await self._create(project, spec, generation)
+        ref = PodRef(ns, pod.metadata.name, pod.metadata.uid)
+        if not is_ready(pod):
+            pod = await self._wait_ready(ref, progress)
+        await self.touch(ref)
+        return PodRef(ns, ref.name, ref.uid, restart_count(pod))
 
-    async def read(self, ns: str, name: str) -> Any | None:
+    async def read(self, ns: str, name: str, uid: str | None = None) -> Any | None:
+        """The pod, or None if it is gone (or, given `uid`, replaced by another)."""
         try:
-            async with self.breaker:
-                return await self.api.read_namespaced_pod(name, ns)
+            pod = await self.api.call(lambda a: a.read_namespaced_pod(name, ns))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        return None if uid is not None and pod.metadata.uid != uid else pod
 
-    async def delete(self, ns: str, name: str) -> None:
+    async def delete(
+        self, ns: str, name: str, uid: str, resource_version: str | None = None
+    ) -> bool:
+        """Delete exactly this pod (and, given one, in this version); False if it
+        was gone or changed."""
+        preconditions = {"uid": uid}
+        if resource_version is not None:
+            preconditions["resourceVersion"] = resource_version
+        body = {"preconditions": preconditions}
         try:
-            async with self.breaker:
-                await self.api.delete_namespaced_pod(name, ns)
+            await self.api.call(lambda a: a.delete_namespaced_pod(name, ns, body=body))  # type: ignore[arg-type]
         except ApiException as exc:
-            if exc.status != 404:
-                raise
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
-    async def touch(self, ns: str, name: str) -> None:
+    async def touch(self, ref: PodRef) -> None:
         """Record use, so idle collection (by any executor) spares the pod."""
         body = {"metadata": {"annotations": {LAST_USED: self._now().isoformat()}}}
-        async with self.breaker:
-            await self.api.patch_namespaced_pod(name, ns, body)
+        await self.api.call(lambda a: a.patch_namespaced_pod(ref.name, ref.namespace, body))
 
     async def collect_idle(self, ns: str, busy: Collection[str] = ()) -> list[str]:
         """Delete rdev's pods in `ns` unused for longer than the idle time."""
-        async with self.breaker:
-            pods = await self.api.list_namespaced_pod(ns, label_selector=SELECTOR)
-        cutoff = self._now() - timedelta(seconds=self.idle_gc_s)
+        pods = await self.api.call(lambda a: a.list_namespaced_pod(ns, label_selector=SELECTOR))
+        now = self._now()
+        cutoff = now - timedelta(seconds=self.idle_gc_s)
+        starting_since = now - timedelta(seconds=self.startup.ready_timeout_s)
         deleted = []
         for pod in pods.items:
-            stamp = (pod.metadata.annotations or {}).get(LAST_USED)
-            if pod.metadata.name in busy:
+            meta = pod.metadata
+            stamp = (meta.annotations or {}).get(LAST_USED)
+            if meta.uid in busy or is_terminating(pod):
                 continue
+            created = meta.creation_timestamp
+            if not is_ready(pod) and created is not None and created > starting_since:
+                continue  # still starting for some command
             if stamp is None or datetime.fromisoformat(stamp) < cutoff:
-                await self.delete(ns, pod.metadata.name)
-                deleted.append(pod.metadata.name)
-                log.info("idle workspace pod deleted", pod=pod.metadata.name, namespace=ns)
+                if await self.delete(ns, meta.name, meta.uid, meta.resource_version):
+                    deleted.append(meta.name)
+                    log.info("idle workspace pod deleted", pod=meta.name, namespace=ns)
+                else:
+                    log.info("idle workspace pod was used meanwhile; kept", pod=meta.name)
         return deleted
 
-    async def _create(self, project: str, spec: KubernetesSpec) -> None:
-        manifest = pod_manifest(project, spec, self._now().isoformat())
+    async def _create(self, project: str, spec: KubernetesSpec, generation: int) -> Any:
+        manifest = pod_manifest(project, spec, self._now().isoformat(), generation)
+        ns, name = spec.namespace, manifest["metadata"]["name"]
         try:
-            async with self.breaker:
-                # The client serialises plain dicts as they are.
-                await self.api.create_namespaced_pod(spec.namespace, manifest)  # type: ignore[arg-type]
+            # The client serialises plain dicts as they are.
+            pod = await self.api.call(lambda a: a.create_namespaced_pod(ns, manifest))  # type: ignore[arg-type]
+            log.info("workspace pod created", pod=name, namespace=ns, project=project)
+            return pod
         except ApiException as exc:
-            if exc.status != 409:  # another executor created it first
+            if exc.status != 409:
                 raise
+        existing = await self.read(ns, name)  # another executor created it first
+        if existing is None or gone_reason(existing) is not None:
+            raise PodNotReady(f"workspace pod {name} went away while starting")
+        return existing
 
-    async def _wait_ready(self, ns: str, name: str) -> None:
-        try:
-            async with asyncio.timeout(self.ready_timeout_s):
-                await self._watch_until_ready(ns, name)
-        except TimeoutError:
-            raise PodNotReady(
-                f"workspace pod {name} was not Ready after {self.ready_timeout_s:g}s"
-            ) from None
-
-    async def _wait_deleted(self, ns: str, name: str) -> None:
-        # Polled: a watch opened after the pod vanished would never see it go.
-        try:
-            async with asyncio.timeout(self.ready_timeout_s):
-                while await self.read(ns, name) is not None:  # noqa: ASYNC110 (remote state)
-                    await asyncio.sleep(DELETE_POLL_S)
-        except TimeoutError:
-            raise PodNotReady(f"old workspace pod {name} is still terminating") from None
-
-    async def _watch_until_ready(self, ns: str, name: str) -> None:
-        # A watch without a resourceVersion starts with the pod's current state,
-        # so a pod that turned Ready before the watch opened is seen at once.
+    async def _wait_ready(self, ref: PodRef, progress: Progress) -> Any:
+        policy = self.startup
+        startup = Startup(ref.name, policy.image_pull_tries, policy.unschedulable_grace_s)
+        deadline = time.monotonic() + policy.ready_timeout_s
+        shown, pause = None, min(0.1, policy.poll_s)
         while True:
-            async with self.breaker, watch.Watch() as w:
-                stream = w.stream(
-                    self.api.list_namespaced_pod,
-                    ns,
-                    field_selector=f"metadata.name={name}",
-                    timeout_seconds=max(1, int(self.ready_timeout_s)),
+            pod = await self.read(ref.namespace, ref.name, ref.uid)
+            if pod is None:
+                raise PodNotReady(f"workspace pod {ref.name} was deleted while starting")
+            if is_ready(pod):
+                return pod
+            if reason := gone_reason(pod):
+                raise PodNotReady(f"workspace pod {ref.name} {reason} while starting")
+            now, final = startup.observe(pod)
+            if final is not None:
+                raise PodNotReady(final)
+            if now != shown:
+                shown = now
+                await progress(now)
+            if time.monotonic() >= deadline:
+                raise PodNotReady(
+                    f"workspace pod {ref.name} was not Ready after "
+                    f"{policy.ready_timeout_s:g}s: {now}"
                 )
-                async for event in stream:
-                    pod = event["object"]
-                    if event["type"] == "DELETED":
-                        raise PodNotReady(f"workspace pod {name} was deleted while starting")
-                    if is_ready(pod):
-                        return
-                    if reason := gone_reason(pod):
-                        raise PodNotReady(f"workspace pod {name} {reason} while starting")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, policy.poll_s)

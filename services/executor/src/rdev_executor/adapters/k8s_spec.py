@@ -83,12 +83,23 @@ def _str_maps(value: Any, name: str) -> dict[str, dict[str, str]]:
     return {k: _str_map(v, f"{name}.{k}") for k, v in value.items()}
 
 
-def pod_name(project: str, spec: KubernetesSpec) -> str:
-    # project ids are DNS labels already; keep the whole name one (≤63).
-    return f"rdev-ws-{project[:44].rstrip('-')}-{spec.digest()}"
+GENERATION_LABEL = "rdev.dev/generation"
 
 
-def pod_manifest(project: str, spec: KubernetesSpec, now: str) -> dict[str, Any]:
+def pod_name(project: str, spec: KubernetesSpec, generation: int = 0) -> str:
+    """The pod's name: readable prefix, then a hash of the whole project id, the
+    spec and the generation (a new one replaces a pod stuck terminating).
+
+    Project ids are DNS labels already; the name stays one (≤63 characters). Only
+    the hash tells apart two projects that share their first 44 characters.
+    """
+    key = json.dumps([project, spec.digest(), generation]).encode()
+    return f"rdev-ws-{project[:44].rstrip('-')}-{hashlib.sha256(key).hexdigest()[:10]}"
+
+
+def pod_manifest(
+    project: str, spec: KubernetesSpec, now: str, generation: int = 0
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -108,7 +119,9 @@ def pod_manifest(project: str, spec: KubernetesSpec, now: str) -> dict[str, Any]
         "terminationGracePeriodSeconds": 5,
         "automountServiceAccountToken": spec.service_account is not None,
         "nodeSelector": spec.node_selector,
-        # Passes the namespace's `baseline` Pod Security level; root images stay usable.
+        # Passes the `baseline` Pod Security level, which rdev-workspaces enforces:
+        # `restricted` would refuse root images (runAsNonRoot), which most build
+        # images are. See deploy/README.md.
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
@@ -118,9 +131,14 @@ def pod_manifest(project: str, spec: KubernetesSpec, now: str) -> dict[str, Any]
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(project, spec),
+            "name": pod_name(project, spec, generation),
             "namespace": spec.namespace,
-            "labels": {MANAGED_BY: "rdev", PROJECT_LABEL: project, SPEC_LABEL: spec.digest()},
+            "labels": {
+                MANAGED_BY: "rdev",
+                PROJECT_LABEL: project,
+                SPEC_LABEL: spec.digest(),
+                GENERATION_LABEL: str(generation),
+            },
             "annotations": {LAST_USED: now},
         },
         "spec": pod_spec,
