@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,6 +125,17 @@ class RdevSystem:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def broker_login(self, user: str = "observer") -> dict[str, str]:
+        """`connect` keywords for one of the embedded broker's identities (see
+        rdev_common.nats_auth): `observer` reads, a service's user does what it does."""
+        passwords = json.loads((self.data_dir / "nats-credentials.json").read_text())
+        return {"user": user, "password": passwords[user]}
+
+    def nats_url(self) -> str:
+        found = re.search(r"JetStream at (nats://\S+)", self.log_path.read_text(errors="replace"))
+        assert found, "rdev up did not print its nats-server URL"
+        return found.group(1)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,7 +1,8 @@
 """A subscriber of rdev's run lifecycle events in plain nats-py (no rdev code needed).
 
-    RDEV_NATS_URL=nats://127.0.0.1:4222 python docs/examples/subscriber.py \
-        [--project my-project] [--durable my-service] [--from-start]
+    RDEV_NATS_URL=nats://127.0.0.1:4222 RDEV_NATS_USER=observer RDEV_NATS_PASSWORD=… \
+        python docs/examples/subscriber.py [--project my-project] [--durable my-service] \
+        [--from-start]
 
 It reads RDEV_LIFECYCLE, the low-volume stream of `command.requested`,
 `command.started`, `command.cancel_requested` and `command.completed` (no
@@ -13,7 +14,9 @@ Without --durable it uses an ordered consumer: nothing is stored on the server,
 and it sees events from now on (or from the first one with --from-start). With
 --durable NAME it uses a durable pull consumer and acknowledges each event after
 handling it, so a restarted subscriber resumes where it stopped (at-least-once:
-make the handler idempotent on the event `id`).
+make the handler idempotent on the event `id`). The observer identity may not
+create durable consumers: --durable needs an identity of its own that owns that
+consumer (docs/events.md).
 """
 
 from __future__ import annotations
@@ -73,7 +76,17 @@ async def main() -> None:
 
     # One server or a comma-separated list of them (the NATS convention).
     servers = os.environ.get("RDEV_NATS_URL", "nats://127.0.0.1:4222").split(",")
-    nc = await nats.connect([server.strip() for server in servers])
+    # The broker takes only known identities; an internal subscriber reads as `observer`,
+    # whose replies come on its own inbox prefix (docs/events.md, "Subscribing").
+    user = os.environ.get("RDEV_NATS_USER")
+    login: dict[str, Any] = {}
+    if user:
+        login = {
+            "user": user,
+            "password": os.environ.get("RDEV_NATS_PASSWORD", ""),
+            "inbox_prefix": f"_INBOX_{user}",
+        }
+    nc = await nats.connect([server.strip() for server in servers], **login)
     js = nc.jetstream()
     # Lifecycle subjects: rdev.runs.<project>.<command id>.<kind>
     subject = f"rdev.runs.{args.project or '*'}.*.*"

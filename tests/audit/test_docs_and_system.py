@@ -54,7 +54,13 @@ class LineReader:
 @pytest.fixture
 def subscriber(rdev: RdevSystem) -> Iterator[LineReader]:
     rdev.create_project("docs-sub")
-    env = {**rdev.env, "RDEV_NATS_URL": nats_url_of(rdev)}
+    login = rdev.broker_login("observer")  # docs/events.md: internal subscribers read as it
+    env = {
+        **rdev.env,
+        "RDEV_NATS_URL": nats_url_of(rdev),
+        "RDEV_NATS_USER": login["user"],
+        "RDEV_NATS_PASSWORD": login["password"],
+    }
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLE), "--project", "docs-sub"],
         env=env,

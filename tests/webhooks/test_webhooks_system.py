@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from rdev_common.broker import free_port
+from rdev_common.broker import connect, free_port
 from tests.e2e.sse_helpers import submit
 from tests.support import RdevSystem, system_env, wait_for
 from tests.webhooks.receiver import Received, Receiver
@@ -250,7 +249,7 @@ async def test_410_disables_the_endpoint_and_says_so_on_rdev_webhooks(
 
     state = wait_for(disabled, WAIT, "410 should disable the webhook")
     assert "410" in state["disabled_reason"]
-    nc = await nats.connect(nats_url(system))
+    nc = await connect(nats_url(system), "test", **system.broker_login())
     try:
         js = nc.jetstream()
         # The event follows the commit through the webhooks service's outbox.
@@ -360,7 +359,7 @@ async def test_a_result_the_database_refused_is_interrupted_in_stream_and_table_
     }
     assert any(("interrupted" in dict(h).values()) for h in tables.values()), tables
     expected = sum(len(h) for h in tables.values())
-    nc = await nats.connect(nats_url(system))
+    nc = await connect(nats_url(system), "test", **system.broker_login())
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(f"rdev.webhooks.{hook['id']}.attempt", stream="RDEV_WEBHOOKS")

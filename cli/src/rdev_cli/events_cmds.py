@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rdev_cli.broker_identities import cli_credentials
 from rdev_cli.replay import Replay, ReplayRange, Sink
 from rdev_common.broker import connect
 from rdev_common.events import structured
@@ -36,7 +37,10 @@ FormatOpt = Annotated[str, typer.Option("--format", help="jsonl or pretty")]
 
 
 async def _connect() -> Client:
-    return await connect(CommonSettings().require_nats_url(), "rdev-cli-events")
+    settings = CommonSettings()
+    return await connect(
+        settings.require_nats_url(), "rdev-cli-events", **cli_credentials(settings)
+    )
 
 
 def _pretty_line(seq: int, subject: str, data: bytes) -> str:

@@ -48,6 +48,16 @@ def secrets_key() -> None:
     typer.echo(generate_key())
 
 
+@app.command(name="nats-passwords")
+def nats_passwords() -> None:
+    """Print new broker passwords, one RDEV_NATS_<USER>_PASSWORD=… line per identity (for
+    compose's .env, or the Secret `rdev-nats` of deploy/)."""
+    from rdev_common.nats_auth import generate_passwords, password_variable
+
+    for user, password in generate_passwords().items():
+        typer.echo(f"{password_variable(user)}={password}")
+
+
 app.command(name="login")(session_cmd.login)
 app.command(name="logout")(session_cmd.logout)
 app.add_typer(projects_cmd.app, name="projects")

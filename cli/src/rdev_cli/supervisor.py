@@ -14,8 +14,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdev_cli import broker_identities
 from rdev_common.broker import EmbeddedNats, free_port
 from rdev_common.db.migrate import upgrade
+from rdev_common.nats_auth import authorization_block
 from rdev_common.settings import CommonSettings
 
 SERVICES = ("api", "executor", "webhooks", "audit")
@@ -118,8 +120,10 @@ class Supervisor:
         data_dir = self.settings.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         nats_url = self.settings.nats_url
+        identities: dict[str, str] = {}
         if not nats_url:
-            self.broker = EmbeddedNats(data_dir / "nats")
+            identities = broker_identities.local_passwords(data_dir)
+            self.broker = EmbeddedNats(data_dir / "nats", config=authorization_block(identities))
             nats_url = self.broker.start()
             print(f"rdev: embedded nats-server with JetStream at {nats_url}", flush=True)
         database_url = self.settings.resolved_database_url()
@@ -144,6 +148,8 @@ class Supervisor:
             child_env.pop("RDEV_SECRETS_KEY", None)
             if name in SECRETS_KEY_HOLDERS:
                 child_env["RDEV_SECRETS_KEY"] = secrets_key
+            if identities:  # the embedded broker: each service logs in as itself
+                child_env.update(broker_identities.service_env(name, identities))
             if name != "api":
                 child_env["RDEV_HEALTH_PORT"] = str(free_port())
             self.children.append(Child(name, child_env))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 import nats
 import structlog
 from nats.aio.client import Client
+
+from rdev_common.nats_auth import inbox_prefix
 
 log = structlog.get_logger()
 
@@ -63,9 +66,12 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         logfile = (self.store_dir / "nats-server.log").open("ab")
         config: list[str] = []
-        if self.config:
+        if self.config:  # it may hold passwords: readable by its owner only
             path = self.store_dir / "nats-server.conf"
-            path.write_text(self.config)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.config)
             config = ["-c", str(path)]
         self.process = subprocess.Popen(
             [
@@ -148,10 +154,14 @@ def server_list(url: str | Sequence[str]) -> list[str]:
     return servers
 
 
-async def connect(url: str | Sequence[str], name: str) -> Client:
+async def connect(
+    url: str | Sequence[str], name: str, user: str | None = None, password: str | None = None
+) -> Client:
     """A client that reconnects forever: a broker restart is an outage, not an end.
     `url` is one server or a comma-separated list (see `server_list`): a server down at
-    the start is skipped, and after a connection is lost every server is tried in turn."""
+    the start is skipped, and after a connection is lost every server is tried in turn.
+    With `user`, it logs in as that identity and takes replies on the identity's own
+    inbox prefix (see `rdev_common.nats_auth`)."""
 
     async def report(exc: Exception) -> None:
         log.warning("nats connection problem", error=repr(exc))
@@ -165,4 +175,6 @@ async def connect(url: str | Sequence[str], name: str) -> Client:
         connect_timeout=5,
         allow_reconnect=True,
         pending_size=64 * 1024 * 1024,
+        **({"user": user, "password": password or ""} if user else {}),
+        inbox_prefix=inbox_prefix(user) if user else "_INBOX",
     )

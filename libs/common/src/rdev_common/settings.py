@@ -31,6 +31,10 @@ class CommonSettings(BaseSettings):
     # Seals project secrets in the broker (see rdev_common.sealing); only the api and the
     # executors need it. `rdev up` makes one in the data dir when it is not set.
     secrets_key: SecretStr | None = None
+    # This service's own broker identity (see rdev_common.nats_auth); `rdev up`, compose
+    # and the Kubernetes manifests set them. Unset: connect without credentials.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
 
     @field_validator("nats_url")
     @classmethod
@@ -61,6 +65,13 @@ class CommonSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'rdev.db'}"
+
+    def nats_credentials(self) -> dict[str, str]:
+        """Keyword arguments of `rdev_common.broker.connect` for this identity."""
+        if not self.nats_user:
+            return {}
+        password = self.nats_password.get_secret_value() if self.nats_password else ""
+        return {"user": self.nats_user, "password": password}
 
     def require_nats_url(self) -> str:
         """RDEV_NATS_URL as given: one server or a comma-separated list;

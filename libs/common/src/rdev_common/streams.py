@@ -10,9 +10,13 @@ output batches. Minimum server version: 2.11 (subject transforms on sources).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -31,6 +35,8 @@ from nats.js.errors import NotFoundError
 from rdev_common import subjects
 from rdev_common.events import Priority
 from rdev_common.settings import CommonSettings
+
+log = structlog.get_logger()
 
 COMMANDS = "RDEV_COMMANDS"
 RUNS = "RDEV_RUNS"
@@ -186,14 +192,47 @@ def webhook_events_consumer(service: str, ack_wait_s: float = 30.0) -> DurableCo
 
 
 async def ensure_streams(js: JetStreamContext, settings: CommonSettings) -> None:
-    """Create or update every stream; safe to run from any service at start-up."""
+    """Create or update every stream that is missing or defined otherwise; safe to run
+    from any service at start-up. A service whose broker identity may not define streams
+    (webhooks, audit: see rdev_common.nats_auth) writes nothing when they are as wanted,
+    and otherwise waits for the api or an executor to define them."""
     for config in stream_configs(settings):
-        try:
-            await js.stream_info(config.name or "")
-        except NotFoundError:
+        await _ensure_stream(js, config)
+
+
+STREAM_WAIT_S = 0.5
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    name = config.name or ""
+    try:
+        info = await js.stream_info(name)
+    except NotFoundError:
+        info = None
+    if info is not None and _defined_as(info.config, config):
+        return
+    try:
+        if info is None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    except NatsTimeoutError:  # what a publish the broker refuses looks like to a request
+        if info is not None:
+            log.warning("stream defined otherwise; not mine to update", stream=name)
+            return
+        log.info("waiting for the stream to be defined by the api or an executor", stream=name)
+        while True:
+            await asyncio.sleep(STREAM_WAIT_S)
+            with contextlib.suppress(NotFoundError, NatsTimeoutError):
+                await js.stream_info(name)
+                return
+
+
+def _defined_as(have: StreamConfig, want: StreamConfig) -> bool:
+    """True when every field `want` sets has that value in `have` (the server fills in the
+    rest)."""
+    current = have.as_dict()
+    return all(current.get(key) == value for key, value in want.as_dict().items())
 
 
 IDEMPOTENCY_BUCKET = "rdev_idempotency"

@@ -48,7 +48,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.require_nats_url(), "rdev-api")
+        nc = await connect(settings.require_nats_url(), "rdev-api", **settings.nats_credentials())
         js = nc.jetstream()
         await ensure_streams(js, settings)
         await ensure_buckets(js, settings)

@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 
 async def run(settings: AuditSettings) -> None:
     """Project every source stream until SIGTERM/SIGINT."""
-    nc = await connect(settings.require_nats_url(), "rdev-audit")
+    nc = await connect(settings.require_nats_url(), "rdev-audit", **settings.nats_credentials())
     js = nc.jetstream()
     await streams.ensure_streams(js, settings)
     engine = create_engine(settings.resolved_database_url())

@@ -90,7 +90,11 @@ def check_line_fits(max_line_chars: int, max_payload: int) -> None:
 async def serve(settings: ExecutorSettings) -> None:
     sealer = settings.secrets_sealer()
     configure_telemetry("executor")
-    nc = await connect(settings.require_nats_url(), f"rdev-executor-{settings.executor_name}")
+    nc = await connect(
+        settings.require_nats_url(),
+        f"rdev-executor-{settings.executor_name}",
+        **settings.nats_credentials(),
+    )
     # The broker refuses a message over its max_payload, RDEV_RUNS one over its own limit.
     max_event = min(nc.max_payload, streams.RUNS_MAX_MSG_SIZE)
     check_line_fits(settings.output_max_line_chars, max_event)

@@ -48,7 +48,7 @@ def utcnow() -> datetime:
 async def run(settings: WebhooksSettings) -> None:
     """Consume run lifecycle and admin events and deliver them until SIGTERM/SIGINT."""
     configure_telemetry("webhooks")
-    nc = await connect(settings.require_nats_url(), "rdev-webhooks")
+    nc = await connect(settings.require_nats_url(), "rdev-webhooks", **settings.nats_credentials())
     js = nc.jetstream()
     await ensure_streams(js, settings)
     # Run lifecycle events and admin changes (project.*, webhook.*): each its own
