@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rdev_api.entrypoints.sse import Position, render_completed, render_output
-from rdev_common.events import OutputBatch
+from rdev_common.events import CommandCompleted, OutputBatch, Reason
 
 
 def batch(stream: str, first_line: int, lines: list[str], **flags: tuple[int, ...]) -> OutputBatch:
@@ -57,9 +57,15 @@ def test_flags_and_extra_fields() -> None:
 
 
 def test_a_lost_run_is_announced_by_error_then_complete() -> None:
-    chunk = render_completed(
-        9, {"exit_code": 255, "duration_ms": 5, "reason": "lost", "error": "executor died"}, {}
+    done = CommandCompleted(
+        command_id="c1",
+        project="p",
+        exit_code=255,
+        duration_ms=5,
+        reason=Reason.LOST,
+        error="executor died",
     )
+    chunk = render_completed(9, done, {})
     events = parse(chunk)
     assert [e["event"] for e in events] == ["error", "complete"]
     assert events[0]["data"] == {"message": "executor died", "code": "lost"}
@@ -72,3 +78,25 @@ def test_position_parsing() -> None:
     assert Position.parse("5-3").start_seq == 5
     with pytest.raises(ValueError):
         Position.parse("five")
+
+
+def test_subjects_and_run_events_are_parsed_by_the_contract() -> None:
+    from rdev_common import streams, subjects
+    from rdev_common.events import CloudEvent, CommandStarted, Priority, decode_run_event
+
+    assert subjects.run_kind(subjects.run_event("p", "c1", "completed")) == "completed"
+    assert subjects.parse_command_subject(subjects.command(Priority.HIGH, "p", "c1")) == (
+        Priority.HIGH,
+        "p",
+        "c1",
+    )
+    assert subjects.admin_entity(subjects.admin("api_key", "created")) == "api_key"
+    with pytest.raises(ValueError):
+        subjects.admin_entity(subjects.run_event("p", "c1", "started"))
+    assert streams.priority_of_durable(streams.executor_durable(Priority.LOW)) is Priority.LOW
+    assert streams.priority_of_durable("webhooks-runs") is None
+    started = CommandStarted(command_id="c1", project="p", executor="x")
+    raw = CloudEvent.wrap(started, source="s", subject="c1").to_bytes()
+    # A field a newer producer added is ignored, not an error.
+    newer = raw.replace(b'"attempt":1', b'"attempt":1,"zone":"eu"')
+    assert decode_run_event("started", newer) == started

@@ -268,6 +268,29 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 }
 
 
+RunLifecycle = CommandRequested | CommandStarted | CommandCompleted | CommandCancelRequested
+RUN_LIFECYCLE: dict[str, type[RunLifecycle]] = {
+    "requested": CommandRequested,
+    "started": CommandStarted,
+    "completed": CommandCompleted,
+    "cancel_requested": CommandCancelRequested,
+}
+
+
+def decode_run_event(
+    kind: str, data: bytes, headers: Mapping[str, str] | None = None
+) -> OutputBatch | RunLifecycle:
+    """The typed payload of an RDEV_RUNS message whose subject ends in `kind`
+    (`subjects.run_kind`): an OutputBatch, or the lifecycle event. Fields this version
+    does not know (a newer producer's) are ignored; a missing or malformed one raises
+    pydantic's ValidationError, an unknown kind KeyError."""
+    if kind == "output":
+        return OutputBatch.from_message(data, headers)
+    model = RUN_LIFECYCLE[kind]
+    fields = orjson.loads(data)["data"]
+    return model.model_validate({k: v for k, v in fields.items() if k in model.model_fields})
+
+
 class CloudEvent(BaseModel):
     """The CloudEvents 1.0 envelope, JSON structured mode, with rdev's extensions."""
 

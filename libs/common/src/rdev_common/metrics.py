@@ -24,6 +24,7 @@ from prometheus_client import (
 )
 
 from rdev_common.circuit_breaker import StateChange
+from rdev_common.streams import priority_of_durable
 
 log = structlog.get_logger()
 
@@ -146,8 +147,9 @@ async def poll_consumers(
                 continue
             pending, in_flight = info.num_pending or 0, info.num_ack_pending or 0
             CONSUMER_LAG_MESSAGES.labels(consumer=durable).set(pending + in_flight)
-            if durable.startswith("executor-"):
-                QUEUE_DEPTH.labels(priority=durable.removeprefix("executor-")).set(pending)
+            priority = priority_of_durable(durable)
+            if priority is not None:
+                QUEUE_DEPTH.labels(priority=priority.value).set(pending)
         await asyncio.sleep(interval_s)
 
 

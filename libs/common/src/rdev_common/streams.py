@@ -130,12 +130,30 @@ class DurableConsumer:
         return self.config.durable_name or ""
 
 
+EXECUTOR_DURABLE_PREFIX = "executor-"
+
+
+def executor_durable(priority: Priority) -> str:
+    """The durable name of the executor's consumer of one priority's queue."""
+    return f"{EXECUTOR_DURABLE_PREFIX}{Priority(priority).value}"
+
+
+def priority_of_durable(durable: str) -> Priority | None:
+    """The priority whose queue `durable` consumes; None for any other consumer."""
+    if not durable.startswith(EXECUTOR_DURABLE_PREFIX):
+        return None
+    try:
+        return Priority(durable.removeprefix(EXECUTOR_DURABLE_PREFIX))
+    except ValueError:
+        return None
+
+
 def executor_consumer(priority: Priority, ack_wait_s: float) -> DurableConsumer:
     """One pull consumer per priority; the executor sweeps them high → low."""
     return DurableConsumer(
         COMMANDS,
         ConsumerConfig(
-            durable_name=f"executor-{priority.value}",
+            durable_name=executor_durable(priority),
             filter_subject=subjects.commands_of_priority(priority),
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,

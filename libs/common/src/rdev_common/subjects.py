@@ -89,6 +89,37 @@ def webhook(webhook_id: str, kind: str) -> str:
     return f"{WEBHOOKS_PREFIX}.{token(webhook_id, 'webhook_id')}.{token(kind, 'kind')}"
 
 
+def run_kind(subject: str) -> str:
+    """The kind (`output`, `completed` …) of a run subject: its last token."""
+    return parse_run_subject(subject)[2]
+
+
+def parse_command_subject(subject: str) -> tuple[Priority, str, str]:
+    """(priority, project, command_id) of a command subject; ValueError for another."""
+    prefix, priority, project, command_id = subject.rsplit(".", 3)
+    if prefix != COMMANDS_PREFIX:
+        raise ValueError(f"not a command subject: {subject[:80]!r}")
+    return Priority(priority), project, command_id
+
+
+def command_id_of(subject: str) -> str:
+    """The command id of a command subject (a key of RDEV_COMMANDS' subject index)."""
+    return parse_command_subject(subject)[2]
+
+
+def admin_entity(subject: str) -> str:
+    """The entity (`project`, `api_key` …) of an admin subject; ValueError for another."""
+    prefix, entity, _ = subject.rsplit(".", 2)
+    if prefix != ADMIN_PREFIX:
+        raise ValueError(f"not an admin subject: {subject[:80]!r}")
+    return entity
+
+
+def webhook_event(webhook_id: str, event_kind: str) -> str:
+    """The RDEV_WEBHOOKS subject of a webhook event kind (`webhook.attempt`)."""
+    return webhook(webhook_id, event_kind.rsplit(".", 1)[1])
+
+
 def parse_run_subject(subject: str) -> tuple[str, str, str]:
     """(project, command_id, kind) of a run subject."""
     _, _, project, command_id, kind = subject.split(".", 4)

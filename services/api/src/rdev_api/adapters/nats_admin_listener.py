@@ -21,7 +21,7 @@ log = structlog.get_logger()
 
 
 def forget(cache: IdentityCache, subject: str, payload: bytes) -> None:
-    entity = subject.split(".")[2]
+    entity = subjects.admin_entity(subject)
     try:
         aggregate = str(orjson.loads(payload)["subject"])
     except (ValueError, KeyError, TypeError):

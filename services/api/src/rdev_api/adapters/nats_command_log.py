@@ -65,7 +65,7 @@ class NatsCommandLog:
         info = await self.js.stream_info(
             streams.COMMANDS, subjects_filter=subjects.project_commands(project)
         )
-        return [subject.rsplit(".", 1)[1] for subject in (info.state.subjects or {})]
+        return [subjects.command_id_of(subject) for subject in (info.state.subjects or {})]
 
     async def cancel(self, event: CommandCancelRequested) -> None:
         envelope = CloudEvent.wrap(

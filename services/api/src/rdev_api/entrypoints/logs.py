@@ -8,7 +8,7 @@ import orjson
 
 from rdev_api.service_layer.ports import RunReader
 from rdev_common import subjects
-from rdev_common.events import OutputBatch
+from rdev_common.events import CommandCompleted, OutputBatch, decode_run_event
 
 
 def _text(batch: OutputBatch) -> bytes:
@@ -41,33 +41,27 @@ def _jsonl(batch: OutputBatch) -> bytes:
     )
 
 
+def _complete(done: CommandCompleted) -> dict[str, object]:
+    return {
+        "exit_code": done.exit_code,
+        "reason": done.reason.value,
+        "duration_ms": done.duration_ms,
+        "lines": done.lines,
+        "bytes": done.bytes,
+        "truncated": done.truncated,
+    }
+
+
 async def run_log(
     reader: RunReader, project: str, command_id: str, fmt: str, follow: bool
 ) -> AsyncIterator[bytes]:
     render = _jsonl if fmt == "jsonl" else _text
     async for stored in reader.events(subjects.run_events(project, command_id), 1, follow=follow):
-        kind = stored.subject.rsplit(".", 1)[1]
+        kind = subjects.run_kind(stored.subject)
         if kind == "output":
             yield render(OutputBatch.from_message(stored.data, stored.headers))
         elif kind == "completed":
-            if fmt == "jsonl":
-                data = orjson.loads(stored.data)["data"]
-                yield (
-                    orjson.dumps(
-                        {
-                            "complete": {
-                                k: data.get(k)
-                                for k in (
-                                    "exit_code",
-                                    "reason",
-                                    "duration_ms",
-                                    "lines",
-                                    "bytes",
-                                    "truncated",
-                                )
-                            }
-                        }
-                    )
-                    + b"\n"
-                )
+            done = decode_run_event(kind, stored.data)
+            if fmt == "jsonl" and isinstance(done, CommandCompleted):
+                yield orjson.dumps({"complete": _complete(done)}) + b"\n"
             return

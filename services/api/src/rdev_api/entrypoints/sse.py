@@ -16,7 +16,7 @@ import orjson
 
 from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import subjects
-from rdev_common.events import OutputBatch
+from rdev_common.events import CommandCompleted, EventData, OutputBatch, decode_run_event
 
 FAILURE_REASONS = frozenset({"lost", "error"})
 # Characters JSON strings must escape, but the newlines between a batch's lines; a
@@ -101,20 +101,21 @@ def render_output(seq: int, batch: OutputBatch, after_index: int, extra: str) ->
     return "".join(parts).encode()
 
 
-def render_completed(seq: int, data: dict[str, Any], extra: dict[str, Any]) -> bytes:
-    done = {
-        "exit_code": data["exit_code"],
-        "duration_ms": data["duration_ms"],
-        "reason": data["reason"],
-        "lines": data.get("lines", 0),
-        "truncated": data.get("truncated", False),
+def render_completed(seq: int, done: CommandCompleted, extra: dict[str, Any]) -> bytes:
+    reason = done.reason.value
+    data = {
+        "exit_code": done.exit_code,
+        "duration_ms": done.duration_ms,
+        "reason": reason,
+        "lines": done.lines,
+        "truncated": done.truncated,
         **extra,
     }
     chunk = b""
-    if data["reason"] in FAILURE_REASONS:
-        message = data.get("error") or f"the run ended with reason {data['reason']}"
-        chunk = event("error", {"message": message, "code": data["reason"], **extra}, f"{seq}-0")
-    return chunk + event("complete", done, str(seq))
+    if reason in FAILURE_REASONS:
+        message = done.error or f"the run ended with reason {reason}"
+        chunk = event("error", {"message": message, "code": reason, **extra}, f"{seq}-0")
+    return chunk + event("complete", data, str(seq))
 
 
 async def command_stream(
@@ -161,7 +162,7 @@ LIFECYCLE_EVENTS = {
 def _render(
     stored: StoredEvent, position: Position, extra: dict[str, Any], single: bool
 ) -> tuple[bytes, bool]:
-    kind = stored.subject.rsplit(".", 1)[1]
+    kind = subjects.run_kind(stored.subject)
     if kind == "output":
         after = position.index if stored.seq == position.seq else -1
         extra_json = "".join(f',"{k}":{_json(v)}' for k, v in extra.items())
@@ -169,9 +170,11 @@ def _render(
         return render_output(stored.seq, batch, after, extra_json), False
     if stored.seq == position.seq:
         return b"", False
-    if kind == "completed":
-        return render_completed(stored.seq, orjson.loads(stored.data)["data"], extra), True
-    if not single and kind in LIFECYCLE_EVENTS:
-        data = orjson.loads(stored.data)["data"]
-        return event(LIFECYCLE_EVENTS[kind], {**extra, **data}, str(stored.seq)), False
+    if kind == "completed" or (not single and kind in LIFECYCLE_EVENTS):
+        payload = decode_run_event(kind, stored.data)
+        if isinstance(payload, CommandCompleted):
+            return render_completed(stored.seq, payload, extra), True
+        if isinstance(payload, EventData):
+            data = payload.model_dump(mode="json")
+            return event(LIFECYCLE_EVENTS[kind], {**extra, **data}, str(stored.seq)), False
     return b"", False

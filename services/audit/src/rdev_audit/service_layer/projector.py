@@ -26,6 +26,7 @@ import structlog
 from rdev_audit.domain.entries import action_of, audit_content, unreadable_content
 from rdev_audit.domain.history import command_change
 from rdev_audit.service_layer.ports import Position, ProjectionUnitOfWork
+from rdev_common import subjects
 from rdev_common.audit import AuditContent, chain_hash
 
 log = structlog.get_logger()
@@ -127,8 +128,10 @@ async def project(
 
 def _command_id(subject: str) -> str:
     """`rdev.runs.<project>.<command_id>.<kind>` → command id (a hint; events are authoritative)."""
-    parts = subject.split(".")
-    return parts[3] if len(parts) == 5 else ""
+    try:
+        return subjects.parse_run_subject(subject)[1]
+    except ValueError:
+        return ""
 
 
 async def current_position(uow: ProjectionUnitOfWork, stream: str) -> Position:

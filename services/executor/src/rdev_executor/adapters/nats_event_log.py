@@ -110,7 +110,7 @@ class NatsEventLog:
 
     async def latest_kind(self, project: str, command_id: str) -> str | None:
         subject = await self._last_subject(subjects.run_events(project, command_id))
-        return subject.rsplit(".", 1)[1] if subject else None
+        return subjects.run_kind(subject) if subject else None
 
     async def _last_subject(self, subject: str) -> str | None:
         """The subject of the newest message matching `subject`, None if there is none."""

@@ -94,7 +94,7 @@ class PriorityLoop:
             # behind a backlog it is not, and reading ahead for it would be wasted.
             next_up = not self.hinted
             with contextlib.suppress(ValueError, IndexError):
-                self._hint(Priority(msg.subject.split(".")[2]))
+                self._hint(subjects.parse_command_subject(msg.subject)[0])
             if next_up:
                 self._prefetch(msg.subject)
 
@@ -118,7 +118,8 @@ class PriorityLoop:
         A pull right after a wake-up waits briefly for a first command, which may not
         be stored yet; once it has one, it too ends as soon as the queue is empty.
         """
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.executor-{priority.value}"
+        durable = streams.executor_durable(priority)
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.{durable}"
         request: dict[str, object] = {"batch": count, "no_wait": True}
         if time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S:
             request["expires"] = int(FRESH_WAKE_S * 1e9)
@@ -137,7 +138,7 @@ class PriorityLoop:
 
     async def _oldest_wait_s(self, priority: Priority) -> float:
         """How long the oldest undelivered command of `priority` has waited (0 if none)."""
-        info = await self.js.consumer_info(streams.COMMANDS, f"executor-{priority.value}")
+        info = await self.js.consumer_info(streams.COMMANDS, streams.executor_durable(priority))
         if not info.num_pending:
             return 0.0
         start = (info.delivered.stream_seq or 0) + 1
@@ -266,10 +267,12 @@ class PriorityLoop:
 
     def _prefetch(self, subject: str) -> None:
         """On a wake-up with a slot free, start reading what its command will need."""
-        parts = subject.split(".")  # rdev.commands.<priority>.<project>.<command id>
-        if len(parts) != 5 or self.stopping or self.slots.locked():
+        try:
+            _, project, command_id = subjects.parse_command_subject(subject)
+        except ValueError:
             return
-        project, command_id = parts[3], parts[4]
+        if self.stopping or self.slots.locked():
+            return
         if command_id in self.prefetched or command_id in self.running:
             return
         control = self.running[command_id] = RunControl()  # before the read: see above

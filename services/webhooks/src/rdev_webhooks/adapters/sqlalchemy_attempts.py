@@ -316,7 +316,7 @@ def _to_outbox(conn: Connection, event: DeliveryAttempted | WebhookDisabled, now
         )
     row = {
         "id": envelope.id,
-        "subject": subjects.webhook(event.webhook_id, event.kind.rsplit(".", 1)[1]),
+        "subject": subjects.webhook_event(event.webhook_id, event.kind),
         "payload": envelope.to_bytes().decode(),
         "created_at": now,
         "attempts": 0,
