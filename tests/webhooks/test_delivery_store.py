@@ -349,7 +349,7 @@ async def test_two_replicas_never_own_the_same_attempt(store: SqlAlchemyDelivery
     await store.add_deliveries([_delivery(n) for n in range(1, 9)])
     url = store.sessions.kw["bind"].url
     engine = create_engine(url.render_as_string(hide_password=False))
-    path = url.database if store.sqlite_threads is not None else None
+    path = url.database if isinstance(store.hot, SqliteThreads) else None
     sqlite_threads = SqliteThreads(path) if path else None
     other = SqlAlchemyDeliveryStore(
         session_factory(engine), url.drivername.startswith("sqlite"), sqlite_threads

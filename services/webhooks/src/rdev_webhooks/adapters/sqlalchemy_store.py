@@ -38,6 +38,16 @@ _ENABLED_ENDPOINTS = select(
 ).where(WebhookRow.project.in_(bindparam("projects", expanding=True)), WebhookRow.enabled)
 
 
+_DUE_ENDPOINTS = (
+    select(WebhookDeliveryRow.webhook_id)
+    .where(
+        WebhookDeliveryRow.status == PENDING,
+        WebhookDeliveryRow.next_attempt_at <= bindparam("now"),
+    )
+    .group_by(WebhookDeliveryRow.webhook_id)
+)
+
+
 class HotStatements(Protocol):
     """The statements run several times a second, done faster where the database allows."""
 
@@ -46,6 +56,29 @@ class HotStatements(Protocol):
     async def transact(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection of its own; each delivery's claim and record."""
         ...
+
+
+class EngineStatements:
+    """The hot statements through the async engine: PostgreSQL, or SQLite without a file."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
+        if not projects:
+            return []
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_ENABLED_ENDPOINTS, {"projects": sorted(projects)})).all()
+        now = datetime.now(UTC)
+        return [endpoint_of(r, now) for r in rows]
+
+    async def due_endpoints(self, now: datetime) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list(await conn.scalars(_DUE_ENDPOINTS, {"now": now}))
+
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
 
 
 class SqlAlchemyDeliveryStore:
@@ -57,7 +90,12 @@ class SqlAlchemyDeliveryStore:
     ) -> None:
         self.sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
-        self.sqlite_threads = sqlite_threads  # on a SQLite file: `SqliteThreads`
+        # The one seam between the store and its database for the hot statements and
+        # each delivery's claim and record: on a SQLite file `SqliteThreads` (threads
+        # of its own, off the event loop), else the async engine.
+        self.hot: HotStatements = (
+            sqlite_threads if sqlite_threads is not None else EngineStatements(self._engine)
+        )
         # SQLite has one writer: concurrent write transactions from this process would
         # only meet in its busy handler, which sleeps. Taking turns here is faster.
         self._writes = asyncio.Lock() if serialize_writes else contextlib.nullcontext()
@@ -71,15 +109,7 @@ class SqlAlchemyDeliveryStore:
         return self._writes
 
     async def enabled_endpoints(self, projects: Collection[str]) -> list[Endpoint]:
-        if self.sqlite_threads is not None:
-            return await self.sqlite_threads.enabled_endpoints(projects)
-        if not projects:
-            return []
-        async with self.sessions() as s:
-            conn = await s.connection()
-            rows = (await conn.execute(_ENABLED_ENDPOINTS, {"projects": sorted(projects)})).all()
-        now = datetime.now(UTC)
-        return [endpoint_of(r, now) for r in rows]
+        return await self.hot.enabled_endpoints(projects)
 
     async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
         """One INSERT … ON CONFLICT (dedup_key) DO NOTHING: a key recorded before, or by a
@@ -92,15 +122,7 @@ class SqlAlchemyDeliveryStore:
             return added
 
     async def due_endpoints(self, now: datetime) -> list[str]:
-        if self.sqlite_threads is not None:
-            return await self.sqlite_threads.due_endpoints(now)
-        async with self.sessions() as s:
-            rows = await s.scalars(
-                select(WebhookDeliveryRow.webhook_id)
-                .where(_due(now))
-                .group_by(WebhookDeliveryRow.webhook_id)
-            )
-            return list(rows)
+        return await self.hot.due_endpoints(now)
 
     async def due_deliveries(
         self, webhook_id: str, now: datetime, exclude: set[str], limit: int
@@ -157,10 +179,7 @@ class SqlAlchemyDeliveryStore:
     async def _transact(self, work: Callable[[Connection], T]) -> T:
         """Run `work` (it commits what it keeps) in a transaction of its own."""
         async with self._writer():
-            if self.sqlite_threads is not None:
-                return await self.sqlite_threads.transact(work)
-            async with self._engine.connect() as conn:
-                return await conn.run_sync(work)
+            return await self.hot.transact(work)
 
 
 def _update(entity: Any) -> Any:
