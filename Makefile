@@ -9,7 +9,7 @@ MEMBERS := pyproject.toml uv.lock libs/common/pyproject.toml cli/pyproject.toml 
 	services/api/pyproject.toml services/executor/pyproject.toml \
 	services/webhooks/pyproject.toml services/audit/pyproject.toml
 
-.PHONY: run test lint fmt bench clean
+.PHONY: test-k8s-cluster run test lint fmt bench clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -33,6 +33,13 @@ PYTEST_WORKERS ?= 3
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --reruns 1 $(PYTEST_ARGS)
+
+# The Kubernetes tests that hold on any cluster, against a real one: set
+# RDEV_K8S_TEST_KUBECONFIG (and optionally RDEV_K8S_TEST_NAMESPACE, _IMAGE, _SILENT_S;
+# see deploy/README.md). Without it the same tests run against the API-server double.
+test-k8s-cluster: $(STAMP)
+	@test -n "$$RDEV_K8S_TEST_KUBECONFIG" || { echo "set RDEV_K8S_TEST_KUBECONFIG"; exit 2; }
+	$(VENV)/bin/python -m pytest -n 0 -p no:cacheprovider tests/kubernetes/test_real_cluster.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

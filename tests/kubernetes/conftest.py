@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,11 @@ from rdev_executor.domain.outcome import Outcome
 from rdev_executor.service_layer.runner import Limits, RunControl, Runner
 from tests.kubernetes.apiserver_double import ApiServerDouble
 
-NAMESPACE = "rdev-workspaces"
-WAIT_S = 60.0
+# Set, the tests that can run against a real cluster do (make test-k8s-cluster);
+# those that need the double skip.
+REAL_KUBECONFIG = os.environ.get("RDEV_K8S_TEST_KUBECONFIG")
+NAMESPACE = os.environ.get("RDEV_K8S_TEST_NAMESPACE", "rdev-workspaces")
+WAIT_S = 60.0 if REAL_KUBECONFIG is None else 600.0
 
 
 class FakeClock:
@@ -41,6 +45,8 @@ class FakeClock:
 
 @pytest.fixture
 async def apiserver() -> AsyncIterator[ApiServerDouble]:
+    if REAL_KUBECONFIG is not None:
+        pytest.skip("needs the API-server double")
     double = ApiServerDouble()
     await double.start()
     yield double
@@ -48,8 +54,11 @@ async def apiserver() -> AsyncIterator[ApiServerDouble]:
 
 
 @pytest.fixture
-def kubeconfig(apiserver: ApiServerDouble, tmp_path: Path) -> Path:
-    return apiserver.kubeconfig(tmp_path / "kubeconfig")
+def kubeconfig(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    if REAL_KUBECONFIG is not None:
+        return Path(REAL_KUBECONFIG)
+    double: ApiServerDouble = request.getfixturevalue("apiserver")
+    return double.kubeconfig(tmp_path / "kubeconfig")
 
 
 @pytest.fixture
@@ -151,6 +160,13 @@ SPEC: dict[str, Any] = {
     "service_account": "builder",
     "node_selector": {"pool": "workspaces"},
 }
+if REAL_KUBECONFIG is not None:  # an image that exists, and no node pool or account to set up
+    SPEC = {
+        "image": os.environ.get("RDEV_K8S_TEST_IMAGE", "debian:12-slim"),
+        "resources": SPEC["resources"],
+        "env": SPEC["env"],
+        "workdir": "/workspace",
+    }
 
 
 @pytest.fixture
@@ -178,7 +194,7 @@ def start_run_with(
         )
 
         async def start(command: str, *, project: str = "demo", **fields: Any) -> Run:
-            spec = {**SPEC, "workdir": str(workdir), **fields.pop("spec", {})}
+            spec = {"workdir": str(workdir), **SPEC, **fields.pop("spec", {})}
             req = CommandRequested(
                 command_id=new_id(), project=project, command=command, kubernetes=spec, **fields
             )
