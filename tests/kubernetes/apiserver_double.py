@@ -154,6 +154,7 @@ class ApiServerDouble:
         self.throttled = 0  # answer this many next requests 429 (API Priority and Fairness)
         self.retry_after = "1"
         self.exec_refusals: dict[str, tuple[int, str, str]] = {}  # pod → kubelet's refusal
+        self.exec_refusals_left: dict[str, int] = {}  # pod → refusals before it accepts again
         self.exec_idle_timeout_s: float | None = None  # streamingConnectionIdleTimeout
         self.unpullable_images: set[str] = set()
         self.pull_backoff_s = 0.3
@@ -404,7 +405,11 @@ class ApiServerDouble:
         if pod is None:
             return status(404, "NotFound", f'pods "{key[1]}" not found')
         if key[1] in self.exec_refusals:
-            return status(*self.exec_refusals[key[1]])
+            left = self.exec_refusals_left.get(key[1])
+            if left is None or left > 0:
+                if left is not None:
+                    self.exec_refusals_left[key[1]] = left - 1
+                return status(*self.exec_refusals[key[1]])
         if pod["status"].get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
             return status(400, "BadRequest", f"pod {key[1]} is not running")
         argv = request.query.getall("command")

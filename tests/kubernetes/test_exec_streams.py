@@ -95,6 +95,21 @@ async def test_one_bad_node_fails_its_project_but_not_the_breaker_for_everyone(
     assert run.lines("stdout") == ["fine"]
 
 
+async def test_a_restarting_container_refusing_one_exec_costs_the_run_nothing(
+    apiserver: ApiServerDouble, start_run: Any
+) -> None:
+    assert (await (await start_run("true")).outcome()).exit_code == 0
+    ((_, name),) = apiserver.pods
+    refusal = 'unable to upgrade connection: container not found ("workspace")'
+    apiserver.exec_refusals[name] = (500, "InternalError", refusal)
+    apiserver.exec_refusals_left[name] = 1
+    run = await start_run("echo second try")
+    outcome = await run.outcome()
+    assert (outcome.reason, outcome.exit_code) == ("exited", 0), run.completed()
+    assert run.lines("stdout") == ["second try"]
+    assert apiserver.exec_refusals_left[name] == 0
+
+
 async def test_an_api_server_refusing_exec_is_told_apart_from_a_kubelet(
     apiserver: ApiServerDouble, start_run: Any
 ) -> None:
