@@ -35,12 +35,13 @@ from nats.aio.msg import Msg
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
+from rdev_executor.domain import scheduling
 from rdev_executor.entrypoints.run_observer import observe_run
 from rdev_executor.service_layer.runner import Prepared, RunControl, Runner
 
 log = structlog.get_logger()
 
-ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+ORDER = scheduling.ORDER
 # A wake-up comes from the command's publish, which can reach this executor before
 # JetStream has stored the command: a pull this soon after it waits that long for it.
 FRESH_WAKE_S = 0.05
@@ -157,14 +158,12 @@ class PriorityLoop:
         if len(candidates) > 1 and now - self._aged_checked_at >= 1.0:
             self._aged_checked_at = now
             try:
-                waits = {p: await self._oldest_wait_s(p) for p in (Priority.NORMAL, Priority.LOW)}
+                waits = {p: await self._oldest_wait_s(p) for p in scheduling.AGEABLE}
             except Exception as exc:
                 log.debug("aging check failed", error=repr(exc))
                 waits = {}
-            aged = [p for p, w in waits.items() if w > self.aging_s]
-            self._aged = sorted(aged, key=lambda p: -waits[p])
-        order = [*self._aged, *(p for p in ORDER if p not in self._aged)]
-        return [p for p in order if p in candidates]
+            self._aged = scheduling.aged(waits, self.aging_s)
+        return scheduling.pull_order(candidates, self._aged)
 
     async def _sweep(self, count: int) -> list[Msg]:
         """Up to `count` commands, taken queue by queue in priority order."""
