@@ -188,7 +188,7 @@ def test_bad_input_names_the_field(rdev: RdevSystem, project: str) -> None:
         prio = client.post(
             f"/projects/{project}/shell", json={"command": "true", "priority": "urgent"}
         )
-        workdir = client.post("/projects", json={"id": "bad-dir", "workdir": "/does/not/exist"})
+        workdir = client.post("/projects", json={"id": "bad-dir", "workdir": "not/absolute"})
         slug = client.post("/projects", json={"id": "Bad Id!", "workdir": "/tmp"})
     assert missing.status_code == 422 and "command" in missing.json()["error"]["message"]
     assert nul.status_code == 422 and nul.json()["error"]["details"]["field"] == "command"

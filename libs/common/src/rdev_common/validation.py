@@ -99,10 +99,14 @@ def allowed_env(values: list[str], field: str = "command_policy.allow_env") -> l
 
 
 def absolute_dir(value: str, field: str = "workdir") -> str:
+    """An absolute path, normalised. Whether the directory exists is the executors' to
+    say: they own the workspaces, and the api may run on another host or in another
+    container (docker-compose mounts the workspaces volume on the executor only). A run
+    in a workdir its executor does not have fails with reason `error` and says so."""
+    if "\x00" in value:
+        raise ValidationFailed(f"{field} must not contain NUL bytes", field=field)
     if not os.path.isabs(value):
         raise ValidationFailed(f"{field} must be an absolute path", field=field)
-    if not os.path.isdir(value):
-        raise ValidationFailed(f"{field} {value!r} is not an existing directory", field=field)
     return os.path.normpath(value)
 
 

@@ -102,7 +102,10 @@ class CommandPolicyIn(Strict):
 
 
 class ProjectFields(Strict):
-    workdir: str | None = Field(default=None, description="absolute path of an existing directory")
+    workdir: str | None = Field(
+        default=None,
+        description="absolute path of a directory on the executors (checked when a command runs)",
+    )
     kubernetes: dict[str, Any] | None = Field(default=None, description="workspace pod spec")
     env: dict[str, str | None] | None = Field(
         default=None, description="merged into the current variables; null removes one"
