@@ -92,8 +92,8 @@ def test_migrations_run_once_before_the_services(compose: dict[str, Any]) -> Non
 @pytest.mark.parametrize("svc", SERVICES)
 def test_service_is_built_from_its_dockerfile(compose: dict[str, Any], svc: str) -> None:
     service = compose["services"][svc]
-    assert service["build"] == {"context": ".", "dockerfile": f"services/{svc}/Dockerfile"}
-    assert (REPO / service["build"]["dockerfile"]).is_file()
+    assert service["build"] == {"context": ".", "args": {"SERVICE": svc}}
+    assert (REPO / "Dockerfile").is_file()
     assert service["image"].startswith(f"ghcr.io/rdev/rdev-{svc}:")
     env = service["environment"]
     assert env["RDEV_NATS_URL"] == "nats://nats:4222"
@@ -105,12 +105,22 @@ def test_service_is_built_from_its_dockerfile(compose: dict[str, Any], svc: str)
         assert env["RDEV_HEALTH_HOST"] == "0.0.0.0"
 
 
-def test_api_is_published_on_8080(compose: dict[str, Any]) -> None:
+def test_api_is_published_on_loopback_on_a_chosen_port(compose: dict[str, Any]) -> None:
     api = compose["services"]["api"]
-    assert api["ports"] == ["8080:8080"]
+    assert api["ports"] == ["${RDEV_API_BIND:-127.0.0.1}:${RDEV_API_PORT:-8080}:8080"]
     env = api["environment"]
     assert (env["RDEV_HOST"], env["RDEV_PORT"]) == ("0.0.0.0", "8080")
-    assert "RDEV_BOOTSTRAP_KEY" in env
+
+
+def test_no_admin_key_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    """Unset, the api generates the admin key on its first start and prints it once."""
+    assert compose["services"]["api"]["environment"]["RDEV_BOOTSTRAP_KEY"] == (
+        "${RDEV_BOOTSTRAP_KEY:-}"
+    )
+    for name, svc in compose["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            if "KEY" in key:
+                assert str(value).startswith("${") and str(value).endswith(":-}"), (name, key)
 
 
 def test_the_secrets_key_goes_to_the_api_and_executor_only(compose: dict[str, Any]) -> None:
