@@ -1,4 +1,5 @@
-"""Composition root of the audit service: broker, database, one projection loop per stream."""
+"""Composition root of the audit service: broker, database, one projection loop per stream,
+run by the one instance that holds the writer lock."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import signal
 from datetime import UTC, datetime
 
 import structlog
+from nats.js import JetStreamContext
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rdev_audit.adapters.nats_feed import NatsPositionedFeed
 from rdev_audit.adapters.sqlalchemy_projection import SqlAlchemyProjectionUnitOfWork
+from rdev_audit.adapters.writer_lock import WriterLock, acquire, writer_lock
 from rdev_audit.entrypoints.worker import ProjectionLoop
 from rdev_audit.service_layer.projector import Source
 from rdev_audit.settings import AuditSettings
@@ -36,22 +40,14 @@ def utcnow() -> datetime:
 
 
 async def run(settings: AuditSettings) -> None:
-    """Project every source stream until SIGTERM/SIGINT."""
+    """Project every source stream until SIGTERM/SIGINT, while this instance holds the
+    writer lock; a second instance waits as a standby (adapters/writer_lock.py)."""
     nc = await connect(settings.require_nats_url(), "rdev-audit", **settings.nats_credentials())
     js = nc.jetstream()
     await streams.ensure_streams(js, settings)
-    engine = create_engine(settings.resolved_database_url())
-    loops = [
-        ProjectionLoop(
-            source,
-            NatsPositionedFeed(
-                js, consumer, batch=settings.batch_size, linger_s=settings.batch_linger_ms / 1000
-            ),
-            lambda: SqlAlchemyProjectionUnitOfWork(engine),
-            utcnow,
-        )
-        for source, consumer in SOURCES
-    ]
+    database_url = settings.resolved_database_url()
+    engine = create_engine(database_url)
+    lock = writer_lock(database_url, engine)
 
     async def broker_answers() -> bool:
         await js.account_info()
@@ -67,13 +63,56 @@ async def run(settings: AuditSettings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(health.serve())]
-    tasks += [asyncio.create_task(loop.run()) for loop in loops]
+    health_task = asyncio.create_task(health.serve())
     log.info("service started", name=SERVICE)
     settle_heap()
-    await stop.wait()
+    while await acquire(lock, stop, settings.standby_poll_s):
+        log.info("audit writer: projecting", streams=[s.stream for s, _ in SOURCES])
+        lost = await _project_while_held(settings, js, engine, lock, stop)
+        await lock.release()
+        if not lost:
+            break
+        # Give a standby the first chance at the lock: it has been polling all along.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2 * settings.standby_poll_s)
     unsettle_heap()
     health.should_exit = True
+    health_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await health_task
+    await nc.close()
+    await engine.dispose()
+
+
+async def _project_while_held(
+    settings: AuditSettings,
+    js: JetStreamContext,
+    engine: AsyncEngine,
+    lock: WriterLock,
+    stop: asyncio.Event,
+) -> bool:
+    """Run the projection loops until `stop` (False) or until the lock is lost (True)."""
+    loops = [
+        ProjectionLoop(
+            source,
+            NatsPositionedFeed(
+                js, consumer, batch=settings.batch_size, linger_s=settings.batch_linger_ms / 1000
+            ),
+            lambda: SqlAlchemyProjectionUnitOfWork(engine),
+            utcnow,
+        )
+        for source, consumer in SOURCES
+    ]
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    stopping = asyncio.create_task(stop.wait())
+    lost = False
+    while not stopping.done():
+        await asyncio.wait([stopping], timeout=settings.writer_check_s)
+        if not stopping.done() and not await lock.still_held():
+            log.warning("audit writer lock lost: projection paused until it is held again")
+            lost = True
+            break
+    stopping.cancel()
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -81,5 +120,4 @@ async def run(settings: AuditSettings) -> None:
     for loop in loops:
         await loop.feed.close()
     # Batches are acknowledged only after their commit, so closing loses nothing.
-    await nc.close()
-    await engine.dispose()
+    return lost
