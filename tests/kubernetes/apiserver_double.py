@@ -187,6 +187,12 @@ class ApiServerDouble:
         )
         return path
 
+    def client_ssl(self) -> ssl.SSLContext | bool:
+        """What a client of the double verifies its certificate with."""
+        if self._ca is None:
+            return True
+        return ssl.create_default_context(cadata=self._ca.decode())
+
     def rotate_token(self) -> str:
         """A new token; the old one is refused from now on, as an expired credential."""
         self.token = f"double-token-{uuid.uuid4().hex[:8]}"

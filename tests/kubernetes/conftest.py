@@ -44,10 +44,10 @@ class FakeClock:
 
 
 @pytest.fixture
-async def apiserver() -> AsyncIterator[ApiServerDouble]:
+async def apiserver(tmp_path: Path) -> AsyncIterator[ApiServerDouble]:
     if REAL_KUBECONFIG is not None:
         pytest.skip("needs the API-server double")
-    double = ApiServerDouble()
+    double = ApiServerDouble(tls_dir=tmp_path)  # TLS, as every real API server
     await double.start()
     yield double
     await double.close()

@@ -106,10 +106,11 @@ async def apiserver_delete(apiserver: ApiServerDouble, ns: str, name: str) -> No
     """Delete the pod through the REST API, as `kubectl delete pod` would."""
     import aiohttp
 
-    from tests.kubernetes.apiserver_double import TOKEN
-
+    headers = {"Authorization": f"Bearer {apiserver.token}"}
     async with (
-        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
-        session.delete(f"{apiserver.url}/api/v1/namespaces/{ns}/pods/{name}") as response,
+        aiohttp.ClientSession(headers=headers) as session,
+        session.delete(
+            f"{apiserver.url}/api/v1/namespaces/{ns}/pods/{name}", ssl=apiserver.client_ssl()
+        ) as response,
     ):
         assert response.status == 200, await response.text()
