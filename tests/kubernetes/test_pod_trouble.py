@@ -19,7 +19,7 @@ async def test_an_unschedulable_pod_fails_the_run_with_the_schedulers_reason(
 ) -> None:
     run = await start_run("true", spec={"node_selector": {"pool": "gpu"}})
     outcome = await asyncio.wait_for(run.outcome(), FAST_S)
-    ((_, name),) = apiserver.pods
+    (name,) = {uri.rsplit("/", 1)[1] for uri in apiserver.uris if "/pods/" in uri}
     assert (outcome.reason, outcome.exit_code) == ("error", 255)
     assert outcome.error == (
         f"workspace pod {name} cannot be scheduled: 0/2 nodes are available: 2 node(s) didn't "
@@ -35,12 +35,17 @@ async def test_an_image_that_cannot_be_pulled_fails_after_a_few_tries(
     apiserver.unpullable_images.add(image)
     run = await start_run("true", spec={"image": image})
     outcome = await asyncio.wait_for(run.outcome(), FAST_S)
-    ((_, name),) = apiserver.pods
+    (name,) = {uri.rsplit("/", 1)[1] for uri in apiserver.uris if "/pods/" in uri}
     assert (outcome.reason, outcome.exit_code) == ("error", 255)
     assert outcome.error == (
         f"workspace pod {name} cannot pull image {image} after 3 tries: "
         f'ImagePullBackOff: Back-off pulling image "{image}"'
     )
+    # The pod is deleted: once the image exists, the next command pulls it afresh.
+    apiserver.unpullable_images.clear()
+    run = await start_run("echo pulled", spec={"image": image})
+    outcome = await run.outcome()
+    assert (outcome.reason, outcome.exit_code) == ("exited", 0), run.completed()
 
 
 async def test_a_pod_stuck_terminating_is_replaced_under_a_new_name(

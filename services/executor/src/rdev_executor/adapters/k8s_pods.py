@@ -231,6 +231,9 @@ class WorkspacePods:
                 raise PodNotReady(f"workspace pod {ref.name} {reason} while starting")
             now, final = startup.observe(pod)
             if final is not None:
+                # Gone, the next command starts afresh (the image may exist by then)
+                # instead of waiting out this pod's back-off.
+                await self.delete(ref.namespace, ref.name, ref.uid)
                 raise PodNotReady(final)
             if now != shown:
                 shown = now
