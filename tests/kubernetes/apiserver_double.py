@@ -402,6 +402,14 @@ class ApiServerDouble:
 
     # -- exec -------------------------------------------------------------
 
+    def drop_streams(self) -> None:
+        """Cut every open exec stream, as an API server or kubelet restart does: the
+        TCP connection ends, with no close frame and no Status."""
+        for ws in list(self._streams):
+            transport = ws._req.transport if ws._req is not None else None
+            if transport is not None:
+                transport.abort()
+
     def freeze_streams(self) -> None:
         """Every open exec stream goes half-open: no data, no pong, never closed."""
         self._frozen |= self._streams

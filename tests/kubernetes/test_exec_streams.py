@@ -44,6 +44,22 @@ async def test_a_half_open_stream_ends_the_run_with_its_reason_and_kills_the_com
     assert await process_group_gone(int(pidfile.read_text()))
 
 
+async def test_a_dropped_stream_ends_the_run_with_its_reason_and_nothing_runs_on(
+    apiserver: ApiServerDouble, start_run: Any, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "workspace" / "pgid"
+    run = await start_run(f"echo $$ > {pidfile}; echo started; sleep 300")
+    await run.wait_for_output("started")
+    apiserver.drop_streams()  # the API server restarts
+    outcome = await asyncio.wait_for(run.outcome(), 30)
+    ((_, name),) = apiserver.pods
+    assert (outcome.reason, outcome.exit_code) == ("error", 255), run.completed()
+    assert outcome.error == (
+        f"lost the command in workspace pod {name}: the exec stream closed early"
+    )
+    assert await process_group_gone(int(pidfile.read_text()))
+
+
 async def test_no_secret_reaches_a_request_uri_or_an_event(
     apiserver: ApiServerDouble, start_run: Any, project_secrets: ProjectSecrets
 ) -> None:
