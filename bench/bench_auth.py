@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import tempfile
 import time
@@ -53,12 +54,14 @@ def http_latencies(base_url: str, key: str, project: str, n: int) -> dict[str, l
     return samples
 
 
-async def nats_counter(nats_url: str, n: int) -> list[float]:
+async def nats_counter(nats_url: str, n: int, data_dir: Path) -> list[float]:
     from rdev_api.adapters.nats_rate_limiter import NatsRateLimiter
     from rdev_api.domain.ratelimit import RateLimitPolicy
     from rdev_common.broker import connect
 
-    nc = await connect(nats_url, "bench")
+    # The counters are the api's: log in as it (rdev up's broker takes known users only).
+    password = json.loads((data_dir / "nats-credentials.json").read_text())["api"]
+    nc = await connect(nats_url, "bench", user="api", password=password)
     limiter = NatsRateLimiter(nc, nc.jetstream())
     policy = RateLimitPolicy("requests", 10**9, 3600)
     samples = []
@@ -164,7 +167,8 @@ def main() -> None:
         system.create_project("bench-auth")
         samples = http_latencies(system.base_url, system.api_key, "bench-auth", args.requests)
         report_latencies(report, samples)
-        nats = asyncio.run(nats_counter(embedded_nats_url(system.data_dir), args.increments))
+        url = embedded_nats_url(system.data_dir)
+        nats = asyncio.run(nats_counter(url, args.increments, system.data_dir))
     for cached in (True, False):
         s = latency_summary(asyncio.run(authenticate_in_process(args.increments, cached)))
         label = "authenticate(): " + ("identity cache" if cached else "SQLite, no cache")
