@@ -24,6 +24,7 @@ from rdev_common import subjects
 from rdev_common.broker import connect
 from rdev_common.events import Priority
 from rdev_common.streams import ADMIN, COMMANDS, RUNS
+from tests.audit.support import rdev_cli
 from tests.e2e.sse_helpers import events_url, read_events, submit
 from tests.support import RdevSystem
 
@@ -201,3 +202,35 @@ def test_credentials_are_kept_from_other_users(rdev: RdevSystem) -> None:
         rdev.data_dir / "nats" / "nats-server.conf",
     ):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_rdev_events_logs_in_as_the_observer_next_to_rdev_up(rdev: RdevSystem) -> None:
+    """Without RDEV_NATS_USER the CLI reads the data dir's observer credentials."""
+    rdev.create_project("cli-observed")
+    with rdev.client() as c:
+        cid = submit(c, "cli-observed", "echo seen")
+        status, _ = read_events(c, events_url("cli-observed", cid))
+    assert status == 200
+    env = {**rdev.env, "RDEV_NATS_URL": rdev.nats_url()}
+    info = rdev_cli(env, "events", "info", "--json", timeout=120)
+    assert info.returncode == 0, info.stdout + info.stderr
+    streams = {s["name"] for s in json.loads(info.stdout)["streams"]}
+    assert COMMANDS in streams
+    replay = rdev_cli(
+        env,
+        "events",
+        "replay",
+        "--stream",
+        "RDEV_LIFECYCLE",
+        "--subject",
+        f"rdev.runs.cli-observed.{cid}.*",
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr
+    kinds = [json.loads(line)["type"] for line in replay.stdout.splitlines()]
+    assert kinds[0] == "dev.rdev.command.requested.v1" and kinds[-1].endswith("completed.v1")
+    # A wrong password is refused, not ignored.
+    refused_env = {**env, "RDEV_NATS_USER": "observer", "RDEV_NATS_PASSWORD": "wrong"}
+    wrong = rdev_cli(refused_env, "events", "info", "--json", timeout=120)
+    assert wrong.returncode != 0
+    assert "the broker refused user 'observer'" in wrong.stderr, wrong.stderr[-2000:]

@@ -161,12 +161,20 @@ async def connect(
     `url` is one server or a comma-separated list (see `server_list`): a server down at
     the start is skipped, and after a connection is lost every server is tried in turn.
     With `user`, it logs in as that identity and takes replies on the identity's own
-    inbox prefix (see `rdev_common.nats_auth`)."""
+    inbox prefix (see `rdev_common.nats_auth`). A login the broker refuses at the start
+    raises PermissionError instead of being retried for ever: a wrong password does not
+    heal."""
+    connected = False
 
     async def report(exc: Exception) -> None:
         log.warning("nats connection problem", error=repr(exc))
+        if not connected and "authorization violation" in str(exc).lower():
+            who = f"user {user!r}" if user else "a client without credentials"
+            raise PermissionError(
+                f"the broker refused {who}: check RDEV_NATS_USER and RDEV_NATS_PASSWORD"
+            )
 
-    return await nats.connect(
+    client = await nats.connect(
         server_list(url),
         name=name,
         error_cb=report,
@@ -178,3 +186,5 @@ async def connect(
         **({"user": user, "password": password or ""} if user else {}),
         inbox_prefix=inbox_prefix(user) if user else "_INBOX",
     )
+    connected = True
+    return client
