@@ -45,7 +45,7 @@ DEFINED_STREAMS = (*EVENT_STREAMS, streams.RATE_LIMITS, *(f"KV_{b}" for b in BUC
 
 # Every durable consumer, by stream: only its owner may pull from, reset or delete it.
 DURABLES: dict[str, tuple[str, ...]] = {
-    streams.COMMANDS: tuple(f"executor-{p.value}" for p in Priority),
+    streams.COMMANDS: tuple(streams.executor_durable(p) for p in Priority),
     streams.LIFECYCLE: ("webhooks-runs", "audit-runs"),
     streams.ADMIN: ("webhooks-admin", "audit-admin"),
     streams.WEBHOOKS: ("audit-webhooks",),
