@@ -110,6 +110,19 @@ async def test_only_the_api_may_publish_a_command(rdev: RdevSystem, user: str) -
     assert await commands_last_seq(rdev) == before, f"{user} got a command into {COMMANDS}"
 
 
+@pytest.mark.parametrize("user", ["observer", "webhooks", "audit"])
+async def test_only_the_api_and_executor_may_write_a_run(rdev: RdevSystem, user: str) -> None:
+    """A forged `completed` would end someone's run in every client's view."""
+    subject = f"rdev.runs.forged.cmd_{uuid.uuid4().hex}.completed"
+    async with login(rdev, user) as (nc, errors):
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.jetstream().publish(subject, b"{}", timeout=2)
+        await refused(errors, subject)
+    async with login(rdev, "observer") as (nc, _):
+        info = await nc.jetstream().stream_info(RUNS, subjects_filter="rdev.runs.forged.>")
+        assert not info.state.subjects, info.state.subjects
+
+
 async def test_the_observer_can_neither_define_nor_delete_streams(rdev: RdevSystem) -> None:
     async with login(rdev, "observer") as (nc, errors):
         js = nc.jetstream(timeout=2)

@@ -7,8 +7,9 @@ audit. So every service connects as its own user (`RDEV_NATS_USER`,
 for `rdev up`, compose and Kubernetes alike) allows each user only the
 subjects its code uses:
 
-- api: publishes commands, cancel requests, admin events, rate-limit
-  counters and its two key-value buckets; reads runs; defines the streams.
+- api: publishes commands, cancel requests (and the end of a run cancelled
+  while queued), admin events, rate-limit counters and its two key-value
+  buckets; reads runs; defines the streams.
 - executor: takes commands from its three durable consumers, publishes run
   events (started, output, completed) and its slot leases; defines the streams.
 - webhooks: reads lifecycle and admin events through its own durable
@@ -151,7 +152,9 @@ def permissions(user: str) -> Permissions:
             *_info(),
             *_define(),
             f"{subjects.COMMANDS_PREFIX}.>",
-            *_run_events("cancel_requested"),
+            # A cancel; and the end of a run cancelled while still queued, which no
+            # executor will ever start (stored only if nothing of the run came since).
+            *_run_events("cancel_requested", "completed"),
             f"{subjects.ADMIN_PREFIX}.>",
             f"{subjects.RATE_LIMIT_PREFIX}.>",
             *_kv(streams.IDEMPOTENCY_BUCKET),
