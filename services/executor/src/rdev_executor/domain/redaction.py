@@ -63,14 +63,19 @@ def encoded_forms(secret: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_ENCODED and f != secret}
 
 
-def trie_pattern(words: set[str]) -> str:
-    """One regex matching any of `words`, the longest at a position, as a trie of groups."""
+def build_trie(words: set[str]) -> Trie:
     root: Trie = {}
     for word in words:
         node = root
         for ch in word:
             node = node.setdefault(ch, {})
         node[""] = {}  # a word ends here
+    return root
+
+
+def trie_pattern(words: set[str]) -> str:
+    """One regex matching any of `words`, the longest at a position, as a trie of groups."""
+    root = build_trie(words)
 
     def build(node: Trie) -> str:
         branches = []
@@ -99,16 +104,24 @@ class Redactor:
         forms = plain.union(*(encoded_forms(s) for s in plain))
         values = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile(trie_pattern(forms)) if values else None
-        self._values = values
+        self._trie = build_trie(forms)
         self.longest = len(values[0]) if values else 0
 
     def __call__(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text
 
     def unsafe_suffix(self, text: str) -> int:
-        """How many trailing characters of `text` could be the start of a secret."""
-        for size in range(min(self.longest - 1, len(text)), 0, -1):
-            tail = text[-size:]
-            if any(v.startswith(tail) for v in self._values):
-                return size
+        """How many trailing characters of `text` could be the start of a secret (or of
+        one of its forms): the longest tail that is a path in the trie. Most starts leave
+        the trie after a character or two, so this costs about the tail's length."""
+        end = len(text)
+        for start in range(max(0, end - self.longest + 1), end):
+            node = self._trie
+            for index in range(start, end):
+                found = node.get(text[index])
+                if found is None:
+                    break
+                node = found
+            else:
+                return end - start
         return 0
