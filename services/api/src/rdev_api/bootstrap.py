@@ -79,7 +79,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.services = services
         app.state.settings = settings
         app.state.audit_reader = SqlAlchemyAuditReader(sessions)
-        app.state.webhooks = webhook_services(js, sessions, utcnow)
+        app.state.webhooks = webhook_services(
+            js, sessions, utcnow, settings.webhooks_allow_private_targets
+        )
         settle_heap()
         log.info("api started", host=settings.host, port=settings.port)
         try:

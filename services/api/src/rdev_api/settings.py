@@ -35,6 +35,8 @@ class ApiSettings(CommonSettings):
     outbox_poll_s: float = Field(default=0.5, gt=0)
     outbox_keep_s: float = Field(default=86400.0, ge=0)
     stream_auth_check_s: float = Field(default=1.0, gt=0)
+    # webhook registrations (the webhooks service reads the same variable for delivery)
+    webhooks_allow_private_targets: bool = False
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from rdev_api.adapters.nats_lifecycle_log import NatsLifecycleLog
@@ -15,17 +14,15 @@ from rdev_api.adapters.sqlalchemy_webhooks import SqlAlchemyWebhookStore
 from rdev_api.service_layer.webhook_ports import WebhookServices
 
 
-class WebhookApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RDEV_", extra="ignore")
-    webhooks_allow_private_targets: bool = False
-
-
 def webhook_services(
-    js: JetStreamContext, sessions: async_sessionmaker[Any], clock: Callable[[], datetime]
+    js: JetStreamContext,
+    sessions: async_sessionmaker[Any],
+    clock: Callable[[], datetime],
+    allow_private_targets: bool,
 ) -> WebhookServices:
     return WebhookServices(
         store=SqlAlchemyWebhookStore(sessions),
         lifecycle=NatsLifecycleLog(js),
         clock=clock,
-        allow_private_targets=WebhookApiSettings().webhooks_allow_private_targets,
+        allow_private_targets=allow_private_targets,
     )
