@@ -9,7 +9,6 @@ handed over as bytes, so the caller can write them without decoding.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,11 +17,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from rdev_common import pull
 from rdev_common.events import structured
 
 BATCH = 4096
 IN_FLIGHT = 2
-PULL_EXPIRES_NS = 5_000_000_000
+PULL_EXPIRES_S = 5.0
 
 Sink = Callable[[int, str, bytes], None]
 
@@ -52,15 +52,6 @@ def consumer_config(span: ReplayRange) -> ConsumerConfig:
     return config
 
 
-def _position(reply: str) -> tuple[int, int, int]:
-    """(stream sequence, pending, stored-at ns) from a `$JS.ACK…` reply subject (v1 or v2)."""
-    tokens = reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5]), int(tokens[8]), int(tokens[7])
-    ack = Msg.Ack
-    return int(tokens[ack.StreamSeq]), int(tokens[ack.NumPending]), int(tokens[ack.Timestamp])
-
-
 class Replay:
     """Reads `span` once, from its start to `to_seq` or to the stream's end at start time."""
 
@@ -84,7 +75,7 @@ class Replay:
         self._last = min(self.span.to_seq or 2**63, int(info.state.last_seq or 0))
         consumer = await js.add_consumer(self.span.stream, consumer_config(self.span))
         self.total = int(consumer.num_pending or 0)
-        self._api = f"$JS.API.CONSUMER.MSG.NEXT.{self.span.stream}.{consumer.name}"
+        self._api = pull.next_subject(self.span.stream, consumer.name or "")
         self._inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(self._inbox, cb=self._on_message, pending_msgs_limit=-1)
         try:
@@ -98,8 +89,8 @@ class Replay:
         return self.count
 
     async def _pull(self) -> None:
-        request = {"batch": BATCH, "expires": PULL_EXPIRES_NS}
-        await self.nc.publish(self._api, json.dumps(request).encode(), reply=self._inbox)
+        request = pull.pull_request(BATCH, expires_s=PULL_EXPIRES_S)
+        await self.nc.publish(self._api, request, reply=self._inbox)
 
     async def _on_message(self, msg: Msg) -> None:
         if self._done.is_set():
@@ -107,7 +98,8 @@ class Replay:
         if not msg.reply:  # a status: request expired or the server had nothing more
             await self._pull()
             return
-        seq, pending, stored_ns = _position(msg.reply)
+        where = pull.position(msg.reply)
+        seq, pending, stored_ns = where.stream_seq, where.pending, where.stored_ns
         if seq > self._last:
             self._done.set()
             return

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +16,8 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from rdev_common import pull
 
 log = structlog.get_logger()
 
@@ -87,18 +88,15 @@ class StreamReader:
 
     async def _pull(self) -> None:
         self.owed.append(self.batch)
-        request: dict[str, object] = {"batch": self.batch}
-        if self.max_bytes:
-            request["max_bytes"] = self.max_bytes
-        if self.follow:
-            request["expires"] = int(LONG_POLL_S * 1e9)
-        else:
-            request["no_wait"] = True
+        request = pull.pull_request(
+            self.batch,
+            max_bytes=self.max_bytes,
+            expires_s=LONG_POLL_S if self.follow else None,
+            no_wait=not self.follow,
+        )
         with contextlib.suppress(Exception):
             await self.nc.publish(
-                f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}",
-                json.dumps(request).encode(),
-                reply=self.inbox,
+                pull.next_subject(self.stream, self.consumer or ""), request, reply=self.inbox
             )
 
     async def __aiter__(self) -> AsyncIterator[StoredMsg]:
@@ -167,8 +165,8 @@ class StreamReader:
                 self._settle(ended=True)
             else:
                 self._settle(ended=False)
-                tokens = (msg.reply or "").split(".")
-                seq, pending = int(tokens[-4]), int(tokens[-1])
+                where = pull.position(msg.reply or "")
+                seq, pending = where.stream_seq, where.pending
                 if seq >= self.next_seq:  # else: handed out before a consumer re-creation
                     self.next_seq = seq + 1
                     yield StoredMsg(seq, msg.subject, msg.data, pending, msg.headers)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from rdev_common import streams, subjects
+from rdev_common import pull, streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.domain import scheduling
@@ -119,14 +118,12 @@ class PriorityLoop:
         A pull right after a wake-up waits briefly for a first command, which may not
         be stored yet; once it has one, it too ends as soon as the queue is empty.
         """
-        durable = streams.executor_durable(priority)
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.COMMANDS}.{durable}"
-        request: dict[str, object] = {"batch": count, "no_wait": True}
-        if time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S:
-            request["expires"] = int(FRESH_WAKE_S * 1e9)
+        subject = pull.next_subject(streams.COMMANDS, streams.executor_durable(priority))
+        fresh = time.monotonic() - self._woken_at[priority] < FRESH_WAKE_S
+        request = pull.pull_request(count, no_wait=True, expires_s=FRESH_WAKE_S if fresh else None)
         taken: list[Msg] = []
         try:
-            await self.nc.publish(subject, json.dumps(request).encode(), reply=self.inbox)
+            await self.nc.publish(subject, request, reply=self.inbox)
             while len(taken) < count:
                 msg = await self.replies.next_msg(timeout=2.0)
                 if msg.headers and msg.headers.get("Status"):

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import DEFAULT_PREFIX, Header, StatusCode
+from nats.js.api import Header, StatusCode
+
+from rdev_common import pull
 
 log = structlog.get_logger()
 
@@ -48,7 +49,7 @@ class PullBatches:
         self.size = size
         self.linger_s = linger_s
         self.expires_s = expires_s
-        self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._next = pull.next_subject(stream, durable)
         self._inbox = ""
         self._sub: Subscription | None = None
         self._buffer: list[Msg] = []
@@ -117,12 +118,12 @@ class PullBatches:
         want = self.size - len(self._buffer)
         if want <= 0 or self._open() or time.monotonic() < self._retry_at:
             return
-        request = {"batch": want, "expires": int(self.expires_s * 1e9)}
+        request = pull.pull_request(want, expires_s=self.expires_s)
         self._credit = want
         self._open_until = time.monotonic() + self.expires_s + EXPIRY_MARGIN_S
         self._reconnects = self.nc.stats["reconnects"]
         try:  # counted as open first: messages may arrive while this awaits
-            await self.nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+            await self.nc.publish(self._next, request, reply=self._inbox)
         except Exception:
             self._credit = 0
             raise
