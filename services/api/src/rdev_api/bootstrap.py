@@ -14,9 +14,8 @@ from sqlalchemy import text
 from rdev_api.adapters.nats_command_log import NatsCommandLog
 from rdev_api.adapters.nats_run_reader import NatsRunReader
 from rdev_api.adapters.sqlalchemy_audit_reader import SqlAlchemyAuditReader
-from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.entrypoints.http.app import build_app
-from rdev_api.identity_wiring import start_identity
+from rdev_api.identity_wiring import identity_parts, start_identity
 from rdev_api.service_layer.auth import ensure_bootstrap_key
 from rdev_api.service_layer.ports import Services
 from rdev_api.settings import ApiSettings
@@ -64,14 +63,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await js.account_info()
             return nc.is_connected
 
+        parts = await identity_parts(settings, nc, js, sessions, sealer)
         services = Services(
-            uow=lambda: SqlAlchemyUnitOfWork(sessions),
+            uow=parts.uow,
             command_log=NatsCommandLog(js),
             run_reader=NatsRunReader(nc),
             clock=utcnow,
             ready_checks={"nats": broker_answers, "database": database_answers},
+            rate_limiter=parts.rate_limiter,
+            active_commands=parts.active_commands,
+            secret_store=parts.secret_store,
         )
-        identity = await start_identity(settings, nc, js, sessions, services, sealer)
+        identity = await start_identity(settings, js, parts, services)
         secret = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
         generated = await ensure_bootstrap_key(services.uow(), secret, services.clock())
         if generated:

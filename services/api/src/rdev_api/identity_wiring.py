@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,13 @@ from rdev_api.adapters.nats_rate_limiter import NatsRateLimiter
 from rdev_api.adapters.nats_secret_store import NatsKvSecretStore
 from rdev_api.adapters.sqlalchemy_repositories import SqlAlchemyUnitOfWork
 from rdev_api.service_layer.apikey_service import flush_usage
-from rdev_api.service_layer.ports import SecretStore, Services, UnitOfWork
+from rdev_api.service_layer.ports import (
+    ActiveCommands,
+    RateLimiter,
+    SecretStore,
+    Services,
+    UnitOfWork,
+)
 from rdev_api.service_layer.project_service import current_secrets
 from rdev_api.settings import ApiSettings
 from rdev_common.outbox import OutboxRelay, nats_publisher
@@ -90,14 +97,27 @@ async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
         log.info("project secrets written", projects=len(projects))
 
 
-async def start_identity(
+@dataclass(frozen=True)
+class IdentityParts:
+    """The identity adapters the api's Services are built with, and what runs them."""
+
+    uow: Callable[[], UnitOfWork]
+    rate_limiter: RateLimiter
+    active_commands: ActiveCommands
+    secret_store: SecretStore
+    cache: IdentityCache
+    relay: OutboxRelay
+
+
+async def identity_parts(
     settings: ApiSettings,
     nc: Client,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
-    services: Services,
     sealer: Sealer | None,
-) -> IdentityRuntime:
+) -> IdentityParts:
+    """Build the identity adapters: cached repositories over SQL with the outbox relay,
+    the shared rate limiter, the active-commands counter, the secret store."""
     try:
         await ensure_rate_limit_stream(js, settings)
     except Exception as exc:  # e.g. a server without counters: the limiter then fails open
@@ -109,23 +129,34 @@ async def start_identity(
         keep_s=settings.outbox_keep_s,
     )
     cache = IdentityCache(settings.identity_cache_ttl_s)
-    services.uow = lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache)
-    services.rate_limiter = NatsRateLimiter(nc, js)
-    services.active_commands = NatsActiveCommands(js)
     if sealer is None:
         log.warning(
             "RDEV_SECRETS_KEY is not set: project secrets are written to the broker unsealed"
         )
-    services.secret_store = NatsKvSecretStore(js, sealer)
-    runtime = IdentityRuntime(services, subscription=await listen(js, cache))
+    return IdentityParts(
+        uow=lambda: CachedUnitOfWork(SqlAlchemyUnitOfWork(sessions, relay.wake), cache),
+        rate_limiter=NatsRateLimiter(nc, js),
+        active_commands=NatsActiveCommands(js),
+        secret_store=NatsKvSecretStore(js, sealer),
+        cache=cache,
+        relay=relay,
+    )
+
+
+async def start_identity(
+    settings: ApiSettings, js: JetStreamContext, parts: IdentityParts, services: Services
+) -> IdentityRuntime:
+    """Start what keeps identity current: the admin-event listener (cache), the outbox
+    relay, the batched `last_used_at` writer, the secret-store sync."""
+    runtime = IdentityRuntime(services, subscription=await listen(js, parts.cache))
     if settings.outbox_relay_enabled:
-        runtime.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        runtime.tasks.append(asyncio.create_task(parts.relay.run(), name="outbox-relay"))
     runtime.tasks.append(
         asyncio.create_task(
             _flush_usage_forever(services, settings.last_used_flush_s), name="last-used"
         )
     )
     runtime.tasks.append(
-        asyncio.create_task(_sync_secrets(services.uow(), services.secret_store), name="secrets")
+        asyncio.create_task(_sync_secrets(services.uow(), parts.secret_store), name="secrets")
     )
     return runtime

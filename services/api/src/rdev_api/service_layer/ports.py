@@ -168,9 +168,10 @@ class RunReader(Protocol):
     async def last_seq(self, subject: str) -> int | None: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """What the entry points are given: ports, a clock, nothing concrete."""
+    """What the entry points are given: ports, a clock, nothing concrete. Built once, by
+    the composition root (bootstrap.py); never changed after."""
 
     uow: Callable[[], UnitOfWork]
     command_log: CommandLog
