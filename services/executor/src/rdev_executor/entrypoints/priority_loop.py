@@ -345,3 +345,17 @@ class PriorityLoop:
         if self.tasks:
             # The runner's kill grace (SIGTERM → SIGKILL) plus publishing `completed`.
             await asyncio.wait(self.tasks, timeout=grace_s + 5.0)
+        await self._close_replies()
+
+    async def _close_replies(self) -> None:
+        """Empty and close the pull inbox. Replies to pulls that timed out while the broker
+        was away arrive late and stay queued once nothing pulls; closing the connection
+        with a drain would wait for them for its whole timeout (30 s). A command among
+        them goes straight back to the queue for another executor."""
+        with contextlib.suppress(Exception):
+            while True:
+                msg = await self.replies.next_msg(timeout=0.05)
+                if not (msg.headers and msg.headers.get("Status")):
+                    await msg.nak()
+        with contextlib.suppress(Exception):
+            await self.replies.unsubscribe()
