@@ -71,7 +71,13 @@ for _command in (runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
 
 
 def _add_operator_groups() -> None:
+    import structlog
+
     from rdev_cli import audit_cmds, events_cmds
+
+    # Their results go to stdout (`--json` is parsed); the broker client's warnings, such
+    # as a server of RDEV_NATS_URL's list being down, go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
 
     app.add_typer(audit_cmds.app, name="audit")
     app.add_typer(events_cmds.app, name="events")
