@@ -81,7 +81,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [{"field": _field(tuple(e["loc"])), "message": _words(e)} for e in exc.errors()]
     message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return error_response(422, "validation_error", message, {"errors": problems})
+    # `field` names the first problem, as a domain error names its one field: a client reads
+    # the same key whichever layer refused the request.
+    details = {"field": problems[0]["field"], "errors": problems} if problems else {}
+    return error_response(422, "validation_error", message, details)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
