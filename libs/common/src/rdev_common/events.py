@@ -247,6 +247,9 @@ class CommandCompleted(EventData):
     lines: int = 0
     bytes: int = 0
     truncated: bool = False
+    # Output the executor had to drop (the broker away and its spool full); absent
+    # when none was, so readers of the earlier shape still read every other event.
+    output_dropped_bytes: int | None = None
 
 
 class CommandCancelRequested(EventData):

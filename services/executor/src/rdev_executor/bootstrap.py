@@ -22,6 +22,7 @@ from rdev_common.streams import (
     executor_consumer,
 )
 from rdev_common.telemetry import configure_telemetry, shutdown_telemetry
+from rdev_executor.adapters.file_spool import FileSpool
 from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
@@ -103,6 +104,8 @@ async def serve(settings: ExecutorSettings) -> None:
     await ensure_buckets(js, settings)
     for priority in Priority:
         await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
+    spool = FileSpool(settings.data_dir.resolve() / "spool", settings.output_spool_bytes)
+    spool.sweep()
     runner = Runner(
         backend=make_backend(settings),
         events=TracedEventLog(
@@ -117,9 +120,11 @@ async def serve(settings: ExecutorSettings) -> None:
             max_line_chars=settings.output_max_line_chars,
             cap_bytes=settings.output_cap_bytes,
             tail_idle_s=settings.output_tail_idle_s,
+            buffer_bytes=settings.output_buffer_bytes,
         ),
         executor_name=settings.executor_name,
         secrets=NatsSecrets(js, sealer),
+        spool=spool if settings.output_spool_bytes else None,
     )
     loop = PriorityLoop(
         nc,
@@ -158,4 +163,5 @@ async def serve(settings: ExecutorSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await nc.drain()
+    spool.close()
     shutdown_telemetry()

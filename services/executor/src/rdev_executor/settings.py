@@ -30,6 +30,11 @@ class ExecutorSettings(HealthSettings):
     # (6 bytes for an escaped control character), the limit of Go's bufio.Scanner.
     output_max_line_chars: int = Field(default=8 * 1024, ge=256)
     output_cap_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # Output waiting for the broker: per run in memory, then on disk (the data dir's
+    # spool/) for all of the executor's runs together; past both, with the broker
+    # away, a run's output is dropped and the run says so (docs/architecture.md).
+    output_buffer_bytes: int = Field(default=4 * 1024**2, gt=0)
+    output_spool_bytes: int = Field(default=1024**3, ge=0)
     # The kubernetes backend (RDEV_EXECUTOR_BACKEND=kubernetes): workspace pods.
     k8s_namespace: str = "rdev-workspaces"
     k8s_idle_gc_s: float = Field(default=1800.0, gt=0)

@@ -111,10 +111,14 @@ def render_completed(seq: int, done: CommandCompleted, extra: dict[str, Any]) ->
         "truncated": done.truncated,
         **extra,
     }
+    dropped = done.output_dropped_bytes
+    if dropped:
+        data["output_dropped_bytes"] = dropped
     chunk = b""
-    if reason in FAILURE_REASONS:
+    if reason in FAILURE_REASONS or dropped:
+        code = reason if reason in FAILURE_REASONS else "output_dropped"
         message = done.error or f"the run ended with reason {reason}"
-        chunk = event("error", {"message": message, "code": reason, **extra}, f"{seq}-0")
+        chunk = event("error", {"message": message, "code": code, **extra}, f"{seq}-0")
     return chunk + event("complete", data, str(seq))
 
 

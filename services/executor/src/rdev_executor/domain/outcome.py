@@ -15,13 +15,15 @@ class Outcome:
     error: str | None = None
 
 
-def from_returncode(returncode: int, *, timed_out: bool, cancelled: bool) -> Outcome:
+def from_returncode(
+    returncode: int, *, timed_out: bool, cancelled: bool, cancel_reason: str | None = None
+) -> Outcome:
     """Exit status of /bin/sh: a negative returncode is death by signal N → 128+N."""
     code = 128 - returncode if returncode < 0 else returncode
     if timed_out:
         return Outcome(TIMEOUT_EXIT, "timeout", "the command ran past its timeout")
     if cancelled:
-        return Outcome(code, "cancelled")
+        return Outcome(code, "cancelled", cancel_reason)
     return Outcome(code, "exited")
 
 

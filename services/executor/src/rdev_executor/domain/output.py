@@ -89,6 +89,8 @@ class OutputBatcher:
         self.lines = 0
         self.bytes = 0
         self.truncated = False
+        self.dropping = False
+        self.dropped_bytes = 0  # read after output had to be dropped (`stop_accepting`)
         self._streams = {
             name: _StreamState(codecs.getincrementaldecoder("utf-8")(errors="replace"))
             for name in ("stdout", "stderr")
@@ -124,11 +126,11 @@ class OutputBatcher:
             self._split_long_tail(stream, state)
         return self._take()
 
-    def _add_whole(self, stream: str, line: str, cr: bool) -> None:
+    def _add_whole(self, stream: str, line: str, cr: bool, partial: bool = False) -> None:
         while len(line) > self.max_line_chars:
             self._add(stream, line[: self.max_line_chars], partial=True)
             line = line[self.max_line_chars :]
-        self._add(stream, line, cr=cr)
+        self._add(stream, line, partial=partial, cr=cr)
 
     def _split_long_tail(self, stream: str, state: _StreamState) -> None:
         # Cut only where no partly received secret can straddle the cut.
@@ -151,17 +153,39 @@ class OutputBatcher:
         self._close()
         return self._take()
 
-    def finish(self) -> list[Batch]:
-        """At end of output: the decoders' remainders and every last line."""
+    def finish(self, cut: bool = False) -> list[Batch]:
+        """At end of output: the decoders' remainders and every last line. With `cut`
+        (the output was closed, not ended), an unterminated last line is flagged partial."""
         for stream, state in self._streams.items():
             rest = state.tail + state.decoder.decode(b"", final=True)
             state.tail = ""
             if rest:
-                self._add_whole(stream, self.redact(rest.removesuffix("\r")), cr=False)
+                line = self.redact(rest.removesuffix("\r"))
+                if cut:
+                    self._add_whole(stream, line, cr=False, partial=True)
+                else:
+                    self._add_whole(stream, line, cr=False)
         self._close()
         return self._take()
 
+    def stop_accepting(self) -> None:
+        """Drop the rest of the output (it cannot be kept): what is held back and every
+        later read, counted in `dropped_bytes`; the run is truncated."""
+        self.dropping = self.truncated = True
+        held = sum(len(state.tail.encode()) for state in self._streams.values())
+        for state in self._streams.values():
+            state.tail = ""
+        for batch in [*self._ready, *([self._batch] if self._batch else [])]:
+            held += len(batch.text.encode()) + 1
+            self.lines -= batch.count
+        self._ready, self._batch = [], None
+        self.dropped_bytes += held
+        self.bytes = max(self.bytes - held, 0)  # `bytes` counts what is kept
+
     def _accept(self, size: int) -> bool:
+        if self.dropping:
+            self.dropped_bytes += size
+            return False
         if self.truncated:
             return False
         if self.bytes + size > self.cap_bytes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rdev_common.events import CommandRequested, EventData, OutputBatch
+from rdev_executor.domain.output import Batch
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,29 @@ class SecretSource(Protocol):
         """The project's secret environment variables (name → value); raises
         SecretsUnreadable when they are stored but cannot be opened."""
         ...
+
+
+class RunSpool(Protocol):
+    """One run's output batches kept on disk while the broker is away, in order."""
+
+    def append(self, batch: Batch) -> bool:
+        """Keep `batch` after the others; False if the executor's spool has no room."""
+        ...
+
+    def peek(self) -> Batch:
+        """The oldest batch kept (there is one)."""
+        ...
+
+    def pop(self) -> None:
+        """Forget the oldest batch: it is stored."""
+        ...
+
+    def close(self) -> None:
+        """Remove what is left and give its room back."""
+        ...
+
+
+class Spool(Protocol):
+    """The executor's room on disk for output the broker cannot take yet, bounded."""
+
+    def open(self, command_id: str) -> RunSpool: ...

@@ -7,7 +7,6 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -16,43 +15,25 @@ from rdev_common.events import (
     CommandCompleted,
     CommandRequested,
     CommandStarted,
-    OutputBatch,
     Reason,
 )
 from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
-from rdev_executor.domain.output import Batch, OutputBatcher
+from rdev_executor.domain.output import OutputBatcher
 from rdev_executor.domain.redaction import Redactor
+from rdev_executor.service_layer.output_pump import BatchPublisher, OutputPump, end_of_output
+from rdev_executor.service_layer.output_queue import OutputQueue
 from rdev_executor.service_layer.ports import (
     Backend,
-    Chunk,
     EventLog,
-    PayloadTooLarge,
     Process,
     ProcessLost,
     SecretSource,
     SecretsUnreadable,
+    Spool,
 )
 
 log = structlog.get_logger()
-
-# Output still open this long after the shell exited (a background child holding
-# the pipe) is cut off by killing the process group.
-EOF_GRACE_S = 2.0
-
-
-async def _arrives_soon(pending: asyncio.Future[Chunk]) -> bool:
-    """True if a chunk read from the pipe is a few event-loop turns from delivery.
-
-    On a busy machine a timer can fire before data the pipe already holds has made
-    its way through the reader to here; an unterminated line must not be sent as a
-    partial piece then.
-    """
-    for _ in range(8):
-        await asyncio.sleep(0)
-        if pending.done():
-            return True
-    return False
 
 
 @dataclass(frozen=True)
@@ -63,6 +44,8 @@ class Limits:
     max_line_chars: int
     cap_bytes: int
     tail_idle_s: float = 1.0
+    # A run's output waiting for the broker, held in memory (then in the spool).
+    buffer_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass
@@ -70,59 +53,13 @@ class RunControl:
     """Handle on a run in progress, for cancellation."""
 
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why, when not a user's cancel (e.g. the executor is stopping): the run's error.
+    reason: str | None = None
 
 
 def lifecycle_id(command_id: str, kind: str) -> str:
     """Deterministic id of a run's started/completed event: the broker refuses a second one."""
     return str(uuid.uuid5(uuid.UUID(int=0), f"{command_id}.{kind}"))
-
-
-@dataclass
-class _OutputSender:
-    """Publishes a run's output batches in order with one in flight, so the next
-    batch is read and made while the broker stores the last one."""
-
-    events: EventLog
-    req: CommandRequested
-    in_flight: asyncio.Future[int] | None = None
-
-    async def send(self, batches: list[Batch]) -> None:
-        for b in batches:
-            await self.drain()
-            self.in_flight = asyncio.ensure_future(self._publish(b))
-
-    async def _publish(self, b: Batch) -> int:
-        """Store one batch; one the broker finds too large goes as two halves, in order
-        (a batch of its usual size never is, but one of many flagged lines, listed in
-        its headers, or one read under a small broker limit can be)."""
-        try:
-            return await self.events.publish_output(
-                OutputBatch(
-                    command_id=self.req.command_id,
-                    stream=b.stream,
-                    first_line=b.first_line,
-                    text=b.text.encode(),
-                    partial=tuple(b.partial),
-                    cr=tuple(b.cr),
-                ),
-                project=self.req.project,
-            )
-        except PayloadTooLarge:
-            if b.count < 2:
-                raise
-            first, second = b.halves()
-            await self._publish(first)
-            return await self._publish(second)
-
-    async def drain(self) -> None:
-        """Wait until every batch sent is stored."""
-        if self.in_flight is not None:
-            in_flight, self.in_flight = self.in_flight, None
-            await in_flight
-
-    def cancel(self) -> None:
-        if self.in_flight is not None:
-            self.in_flight.cancel()
 
 
 @dataclass(frozen=True)
@@ -149,6 +86,7 @@ class Runner:
     limits: Limits
     executor_name: str
     secrets: SecretSource | None = None
+    spool: Spool | None = None
 
     async def handle(
         self,
@@ -206,7 +144,7 @@ class Runner:
         except Exception as exc:
             log.warning("command failed to start", command_id=cid, error=str(exc))
             await started
-            return await self._complete(req, outcomes.failed(str(exc)), began, batcher)
+            return await self._complete(req, outcomes.failed(str(exc)), began, None)
         except BaseException:
             started.cancel()
             raise
@@ -215,8 +153,19 @@ class Runner:
         except BaseException:
             process.signal_group(signal.SIGKILL)
             raise
-        result = await self._supervise(req, process, control, batcher)
-        return await self._complete(req, result, began, batcher)
+        queue = OutputQueue(
+            BatchPublisher(self.events, req), cid, self.limits.buffer_bytes, self.spool
+        )
+        storing = asyncio.create_task(queue.run())
+        try:
+            result = await self._supervise(req, process, control, batcher, queue)
+            ended = time.monotonic()
+            # `completed` only once every line before it is stored.
+            await storing
+        finally:
+            storing.cancel()
+            queue.discard()
+        return await self._complete(req, result, began, _totals(batcher, queue), ended)
 
     async def prepare(self, project: str, command_id: str, first_delivery: bool) -> Prepared:
         """The run's history and the project's secrets, read at once."""
@@ -253,11 +202,19 @@ class Runner:
         return await self.secrets.for_project(project) if self.secrets else {}
 
     async def _supervise(
-        self, req: CommandRequested, process: Process, control: RunControl, batcher: OutputBatcher
+        self,
+        req: CommandRequested,
+        process: Process,
+        control: RunControl,
+        batcher: OutputBatcher,
+        queue: OutputQueue,
     ) -> Outcome:
+        """Run the command to its end; the output is stored (`queue.run`) meanwhile and
+        after, at the broker's pace: the pipes are read whether or not it is there."""
         stopped: list[str] = []
         watchdog = asyncio.create_task(self._watchdog(req, process, control, stopped))
-        pump = asyncio.create_task(self._pump(req, process.output(), batcher))
+        pump = OutputPump(batcher, queue, self.limits.batch_age_s, self.limits.tail_idle_s)
+        reading = asyncio.create_task(pump.run(process.output()))
         lost: ProcessLost | None = None
         try:
             try:
@@ -265,18 +222,10 @@ class Runner:
             except ProcessLost as exc:
                 log.warning("command lost its process", command_id=req.command_id, error=str(exc))
                 returncode, lost = -1, exc
-            try:
-                await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
-            except TimeoutError:
-                process.signal_group(signal.SIGKILL)
-                try:
-                    await asyncio.wait_for(asyncio.shield(pump), EOF_GRACE_S)
-                except TimeoutError:
-                    # Held open by a process outside the group (it left with setsid):
-                    # stop reading, or the run would never end.
-                    log.warning("output still open after the kill", command_id=req.command_id)
-                    process.close()
-                    await pump
+            await end_of_output(req.command_id, process, pump, reading)
+        except BaseException:
+            reading.cancel()
+            raise
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -284,7 +233,10 @@ class Runner:
         if lost is not None:
             return outcomes.failed(str(lost))
         return outcomes.from_returncode(
-            returncode, timed_out="timeout" in stopped, cancelled="cancel" in stopped
+            returncode,
+            timed_out="timeout" in stopped,
+            cancelled="cancel" in stopped,
+            cancel_reason=control.reason,
         )
 
     async def _watchdog(
@@ -299,57 +251,23 @@ class Runner:
         await asyncio.sleep(self.limits.kill_grace_s)
         process.signal_group(signal.SIGKILL)
 
-    async def _pump(
-        self, req: CommandRequested, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
-    ) -> None:
-        """Read, batch and publish output; reading and batching overlap publishing."""
-        sender = _OutputSender(self.events, req)
-        try:
-            await self._pump_into(sender, chunks, batcher)
-            await sender.drain()
-        except BaseException:
-            sender.cancel()
-            raise
-
-    async def _pump_into(
-        self, sender: _OutputSender, chunks: AsyncIterator[Chunk], batcher: OutputBatcher
-    ) -> None:
-        age, tail_idle = self.limits.batch_age_s, self.limits.tail_idle_s
-        pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
-        opened_at = last_read = time.monotonic()
-        while True:
-            # An open batch goes out `age` after it opened; an unterminated line (a
-            # prompt, a progress bar) only after the output has been idle `tail_idle`,
-            # since a piece sent early must be flagged partial and ended later.
-            deadlines = []
-            if batcher.open_batch_size:
-                deadlines.append(opened_at + age)
-            if batcher.has_tail:
-                deadlines.append(last_read + tail_idle)
-            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            done, _ = await asyncio.wait({pending}, timeout=wait_s)
-            if not done:
-                idle = time.monotonic() - last_read >= tail_idle
-                if idle and await _arrives_soon(pending):
-                    continue  # the rest of the line was already on its way
-                await sender.send(batcher.flush(tails=idle))
-                opened_at = time.monotonic()
-                continue
-            try:
-                chunk = pending.result()
-            except StopAsyncIteration:
-                break
-            pending = asyncio.ensure_future(anext(chunks))
-            if batcher.open_batch_size == 0:
-                opened_at = time.monotonic()
-            last_read = time.monotonic()
-            await sender.send(batcher.feed(chunk.stream, chunk.data))
-        await sender.send(batcher.finish())
-
     async def _complete(
-        self, req: CommandRequested, result: Outcome, began: float, batcher: OutputBatcher | None
+        self,
+        req: CommandRequested,
+        result: Outcome,
+        began: float,
+        totals: _Totals | None,
+        ended: float | None = None,
     ) -> Outcome:
-        duration_ms = int((time.monotonic() - began) * 1000) if began else 0
+        duration_ms = int(((ended or time.monotonic()) - began) * 1000) if began else 0
+        totals = totals or _Totals()
+        error = result.error
+        if totals.dropped:
+            dropped = (
+                f"{totals.dropped} bytes of output were dropped: the broker was away "
+                "and the executor's output spool was full"
+            )
+            error = f"{error}; {dropped}" if error else dropped
         await self.events.publish(
             CommandCompleted(
                 command_id=req.command_id,
@@ -357,10 +275,11 @@ class Runner:
                 exit_code=result.exit_code,
                 reason=Reason(result.reason),
                 duration_ms=duration_ms,
-                error=result.error,
-                lines=batcher.lines if batcher else 0,
-                bytes=batcher.bytes if batcher else 0,
-                truncated=batcher.truncated if batcher else False,
+                error=error,
+                lines=totals.lines,
+                bytes=totals.bytes,
+                truncated=totals.truncated,
+                output_dropped_bytes=totals.dropped or None,
             ),
             "completed",
             project=req.project,
@@ -375,3 +294,22 @@ class Runner:
             duration_ms=duration_ms,
         )
         return result
+
+
+@dataclass(frozen=True)
+class _Totals:
+    """What `completed` says of the output: lines and bytes stored, and what was lost."""
+
+    lines: int = 0
+    bytes: int = 0
+    truncated: bool = False
+    dropped: int = 0
+
+
+def _totals(batcher: OutputBatcher, queue: OutputQueue) -> _Totals:
+    return _Totals(
+        lines=queue.stored_lines,
+        bytes=max(batcher.bytes - queue.dropped_bytes, 0),
+        truncated=batcher.truncated,
+        dropped=queue.dropped_bytes + batcher.dropped_bytes,
+    )
