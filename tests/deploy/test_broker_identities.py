@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,16 @@ def test_compose_gives_each_service_its_identity() -> None:
         assert nats_service["environment"][password_variable(user)].startswith(
             f"${{{password_variable(user)}"
         )
+
+
+def test_rdev_nats_passwords_prints_a_fresh_set_for_compose_or_a_secret() -> None:
+    rdev = Path(sys.executable).parent / "rdev"
+    runs = [
+        subprocess.run([str(rdev), "nats-passwords"], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    sets = [dict(line.split("=", 1) for line in r.stdout.splitlines()) for r in runs]
+    for printed in sets:
+        assert set(printed) == {password_variable(user) for user in IDENTITIES}
+        assert all(len(pw) >= 32 for pw in printed.values())
+    assert not set(sets[0].values()) & set(sets[1].values()), "every run makes new ones"
