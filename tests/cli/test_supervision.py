@@ -168,3 +168,70 @@ def test_the_executor_stop_budget_follows_its_kill_grace() -> None:
     assert stop_budget_s("executor", {"RDEV_KILL_GRACE_S": "30"}) == 75.0
     assert stop_budget_s("executor", {"RDEV_KILL_GRACE_S": "0"}) == 15.0
     assert stop_budget_s("api", {"RDEV_KILL_GRACE_S": "30"}) == 15.0
+
+
+def run_processes(token: str) -> list[int]:
+    """Live processes whose command line holds `token` (zombies count as gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if token.encode() in cmdline and process_state(int(entry.name)) not in (None, "Z"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_rdev_up_leaves_no_process_of_any_run(tmp_path: Path, signum: int) -> None:
+    """A run that ends on SIGTERM and one that ignores it: stopping `rdev up` kills both
+    process trees before the executor exits, and the next start shows both closed."""
+    token = f"{os.getpid()}{time.monotonic_ns() % 10**6}"
+    polite, stubborn = f"sleep 300.{token}1", f"sleep 300.{token}2"
+    # The default grace (10 s): ending the runs takes the executor longer than the flat
+    # 15 s rdev up used to give it before its SIGKILL.
+    systems = start_system(tmp_path / "rdev", RDEV_KILL_GRACE_S="10")
+    system = next(systems)
+    try:
+        system.create_project("stop")
+        with system.client() as client:
+            ids = [
+                submit(client, "stop", polite),
+                submit(client, "stop", f"trap '' TERM; {stubborn}"),
+            ]
+            wait_for(
+                lambda: (
+                    len(run_processes(f"300.{token}")) >= 2
+                    and all(
+                        client.get(f"/commands/{i}").json()["data"]["status"] == "running"
+                        for i in ids
+                    )
+                ),
+                60,
+                "both runs running",
+            )
+        stop_timed(system, signum)
+        survivors = run_processes(f"300.{token}")
+        for pid in survivors:  # not left behind by a failing test either
+            os.kill(pid, signal.SIGKILL)
+        assert not survivors, f"processes of runs outlived rdev up: {survivors}"
+
+        system.start()
+        with system.client() as client:
+
+            def all_closed() -> list[dict] | None:
+                runs = [client.get(f"/commands/{i}").json()["data"] for i in ids]
+                return runs if all(r["completed_at"] for r in runs) else None
+
+            closed = wait_for(all_closed, 120, "the interrupted runs were not closed")
+        for run in closed:
+            assert (run["reason"], run["exit_code"]) in {
+                ("cancelled", 143),
+                ("cancelled", 137),
+                ("lost", 255),
+            }, run
+    finally:
+        systems.close()
