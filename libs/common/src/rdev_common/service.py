@@ -1,13 +1,22 @@
-"""Shared pieces of background services: their event loop and bounded shutdown."""
+"""Shared pieces of background services: their event loop, their run until a signal
+(health server, signal handling, settled heap), and bounded shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
-from collections.abc import Awaitable, Coroutine
+import signal
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
 from typing import Any
 
 import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rdev_common.health import Check, health_server
 
 log = structlog.get_logger()
 
@@ -65,3 +74,48 @@ async def bounded(step: Awaitable[Any], what: str, timeout_s: float = 5.0) -> No
         await asyncio.wait_for(step, timeout_s)
     except Exception as exc:
         log.warning("shutdown step did not finish", step=what, error=repr(exc))
+
+
+def broker_check(nc: Client, js: JetStreamContext) -> Check:
+    """Ready while the broker answers a JetStream request and the connection is up."""
+
+    async def broker_answers() -> bool:
+        await js.account_info()
+        return nc.is_connected
+
+    return broker_answers
+
+
+def database_check(engine: AsyncEngine) -> Check:
+    """Ready while the database answers `SELECT 1`."""
+
+    async def database_answers() -> bool:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    return database_answers
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    name: str, checks: Mapping[str, Check], host: str, port: int, **started: Any
+) -> AsyncIterator[asyncio.Event]:
+    """A background service's run: its health server (/healthz, /readyz with `checks`,
+    /metrics) serves, SIGTERM and SIGINT set the event it yields, and the heap
+    start-up built is settled. On leaving, the heap is unsettled and the health server
+    stopped; the service's own shutdown steps follow the block."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    health = health_server(checks, host, port)
+    health_task = asyncio.create_task(health.serve(), name="health")
+    log.info("service started", name=name, **started)
+    settle_heap()
+    try:
+        yield stop
+    finally:
+        unsettle_heap()
+        health.should_exit = True
+        await cancel_all([health_task])

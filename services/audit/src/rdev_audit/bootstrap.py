@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from datetime import UTC, datetime
 
 import structlog
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rdev_audit.adapters.nats_feed import NatsPositionedFeed
@@ -22,8 +20,7 @@ from rdev_audit.settings import AuditSettings
 from rdev_common import streams
 from rdev_common.broker import connect
 from rdev_common.db.engine import create_engine
-from rdev_common.health import Check, health_server
-from rdev_common.service import settle_heap, unsettle_heap
+from rdev_common.service import broker_check, database_check, serving
 
 log = structlog.get_logger()
 
@@ -49,37 +46,17 @@ async def run(settings: AuditSettings) -> None:
     engine = create_engine(database_url)
     lock = writer_lock(database_url, engine)
 
-    async def broker_answers() -> bool:
-        await js.account_info()
-        return nc.is_connected
-
-    async def database_answers() -> bool:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-
-    checks: dict[str, Check] = {"nats": broker_answers, "database": database_answers}
-    health = health_server(checks, settings.health_host, settings.health_port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    health_task = asyncio.create_task(health.serve())
-    log.info("service started", name=SERVICE)
-    settle_heap()
-    while await acquire(lock, stop, settings.standby_poll_s):
-        log.info("audit writer: projecting", streams=[s.stream for s, _ in SOURCES])
-        lost = await _project_while_held(settings, js, engine, lock, stop)
-        await lock.release()
-        if not lost:
-            break
-        # Give a standby the first chance at the lock: it has been polling all along.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 2 * settings.standby_poll_s)
-    unsettle_heap()
-    health.should_exit = True
-    health_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await health_task
+    checks = {"nats": broker_check(nc, js), "database": database_check(engine)}
+    async with serving(SERVICE, checks, settings.health_host, settings.health_port) as stop:
+        while await acquire(lock, stop, settings.standby_poll_s):
+            log.info("audit writer: projecting", streams=[s.stream for s, _ in SOURCES])
+            lost = await _project_while_held(settings, js, engine, lock, stop)
+            await lock.release()
+            if not lost:
+                break
+            # Give a standby the first chance at the lock: it has been polling all along.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2 * settings.standby_poll_s)
     await nc.close()
     await engine.dispose()
 

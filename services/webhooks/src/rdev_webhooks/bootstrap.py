@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import UTC, datetime
 
 import structlog
 from nats.js.api import DeliverPolicy
-from sqlalchemy import text
 
 from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.db.engine import create_engine, session_factory, sqlite_file
 from rdev_common.db.tables import WebhookOutboxRow
-from rdev_common.health import Check, health_server
 from rdev_common.metrics import circuit_state_recorder, poll_consumers
 from rdev_common.outbox import OutboxRelay, nats_publisher
-from rdev_common.service import bounded, cancel_all, settle_heap, unsettle_heap
+from rdev_common.service import bounded, broker_check, cancel_all, database_check, serving
 from rdev_common.streams import (
     WEBHOOKS,
     admin_consumer,
@@ -96,20 +93,6 @@ async def run(settings: WebhooksSettings) -> None:
         breaker_observer=circuit_state_recorder,
     )
 
-    async def broker_answers() -> bool:
-        await js.account_info()
-        return nc.is_connected
-
-    async def database_answers() -> bool:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-
-    checks: dict[str, Check] = {"nats": broker_answers, "database": database_answers}
-    health = health_server(checks, settings.health_host, settings.health_port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     feeds = [
         (
             PullBatches(
@@ -123,19 +106,17 @@ async def run(settings: WebhooksSettings) -> None:
         )
         for consumer in consumers
     ]
-    tasks = [
-        asyncio.create_task(health.serve()),
-        asyncio.create_task(poll_consumers(js, [(c.stream, c.durable) for c in consumers])),
-        *(asyncio.create_task(consume_lifecycle(f, i, IDLE_WAIT_S, stop)) for f, i in feeds),
-        asyncio.create_task(dispatcher.run()),
-        asyncio.create_task(relay.run()),
-    ]
-    log.info("service started", name="webhooks", schedule=list(schedule.delays))
-    settle_heap()
-    await stop.wait()
-    unsettle_heap()
-    health.should_exit = True
-    await cancel_all(tasks)
+    checks = {"nats": broker_check(nc, js), "database": database_check(engine)}
+    host, port, delays = settings.health_host, settings.health_port, list(schedule.delays)
+    async with serving("webhooks", checks, host, port, schedule=delays) as stop:
+        tasks = [
+            asyncio.create_task(poll_consumers(js, [(c.stream, c.durable) for c in consumers])),
+            *(asyncio.create_task(consume_lifecycle(f, i, IDLE_WAIT_S, stop)) for f, i in feeds),
+            asyncio.create_task(dispatcher.run()),
+            asyncio.create_task(relay.run()),
+        ]
+        await stop.wait()
+        await cancel_all(tasks)
     await bounded(sender.aclose(), "close http client")
     await bounded(nc.drain(), "drain nats")
     if sqlite_threads is not None:
