@@ -11,6 +11,7 @@ import pytest
 from rdev_executor.entrypoints import priority_loop
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
 from rdev_executor.service_layer.runner import Prepared, _History
+from tests.support import wait_for_async
 
 SUBJECT = "rdev.commands.normal.proj.cmd-1"
 
@@ -69,7 +70,8 @@ async def test_an_unclaimed_read_is_dropped_with_its_handle(
     monkeypatch.setattr(priority_loop, "PREFETCH_TTL_S", 0.01)
     pl, _ = loop()
     pl._prefetch(SUBJECT)
-    await asyncio.sleep(0.05)
-    assert not pl.prefetched and "cmd-1" not in pl.running
+    assert pl.prefetched  # read ahead, then dropped when nobody claims it in time
+    await wait_for_async(lambda: not pl.prefetched, 10, "the unclaimed read to be dropped")
+    assert "cmd-1" not in pl.running
     control, prepared = await pl._take_prefetch("cmd-1", first_delivery=True)
     assert prepared is None and not control.cancelled.is_set()
