@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.audit.support import rdev_cli
-from tests.e2e.sse_helpers import events_url, read_events, submit
-from tests.support import RdevSystem, port_open, start_system, wait_for
 
 from rdev_common.broker import EmbeddedNats, connect, free_port, nats_server_binary, server_list
 from rdev_common.settings import CommonSettings
+from tests.audit.support import rdev_cli
+from tests.e2e.sse_helpers import events_url, read_events, submit
+from tests.support import RdevSystem, port_open, start_system, wait_for
 
 
 def test_a_list_is_split_trimmed_and_checked() -> None:
