@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rdev_common.audit import AuditFilter, ChainChecker, Verification, iso
+from rdev_common.audit import CONTENT_FIELDS, AuditFilter, ChainChecker, Verification, iso
 from rdev_common.db.tables import ApiKeyRow, AuditActorRow, AuditLogRow, CommandHistoryRow
 
 CHUNK = 2000
@@ -119,22 +119,8 @@ async def chain_rows(
         cursor = (rows[-1]["stream"], rows[-1]["seq"])
 
 
-_CHAIN_COLUMNS = (
-    "id",
-    "stream",
-    "seq",
-    "event_id",
-    "time",
-    "actor",
-    "client_ip",
-    "project",
-    "action",
-    "target",
-    "outcome",
-    "details",
-    "prev_hash",
-    "hash",
-)
+# What the chain check reads of a row: its id, what its hash covers, and the links.
+_CHAIN_COLUMNS = ("id", *CONTENT_FIELDS, "prev_hash", "hash")
 
 
 async def verify_chain(sessions: async_sessionmaker[AsyncSession]) -> Verification:
