@@ -11,12 +11,7 @@ from typing import Any
 from rdev_executor.adapters.kubernetes_backend import KubernetesBackend
 from tests.kubernetes.apiserver_double import ApiServerDouble
 from tests.kubernetes.conftest import NAMESPACE, WAIT_S, backend_options
-
-
-async def wait_until(predicate: Any) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not predicate():
-            await asyncio.sleep(0.02)
+from tests.support import wait_for_async
 
 
 async def test_a_pod_used_by_one_executor_survives_the_others_idle_collection(
@@ -34,7 +29,9 @@ async def test_a_pod_used_by_one_executor_survives_the_others_idle_collection(
         collector.pods._now = lambda: datetime.now(UTC) + timedelta(hours=1)
         release = apiserver.hold("DELETE")  # its DELETE is slow to arrive
         collecting = asyncio.create_task(collector.pods.collect_idle(NAMESPACE))
-        await wait_until(lambda: apiserver.held["DELETE"] == 1)
+        await wait_for_async(
+            lambda: apiserver.held["DELETE"] == 1, WAIT_S, "the held DELETE", interval=0.02
+        )
 
         run = await start_run("echo started; sleep 2; echo finished")  # the other executor
         await run.wait_for_output("started")
