@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from rdev_api.bootstrap import create_app
+from rdev_api.entrypoints.head_limits import BoundedHttpToolsProtocol
 from rdev_api.settings import ApiSettings
 from rdev_common.logging import configure_logging
 
@@ -18,6 +19,7 @@ def main() -> None:
         port=settings.port,
         log_level="warning",
         proxy_headers=False,
+        http=BoundedHttpToolsProtocol,  # 414/431 for an oversized request head
         timeout_graceful_shutdown=5,
     )
 

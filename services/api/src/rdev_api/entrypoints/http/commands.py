@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
@@ -15,6 +16,7 @@ from rdev_api.entrypoints.http.deps import PrincipalDep, ServicesDep, SettingsDe
 from rdev_api.entrypoints.http.events import run_stream
 from rdev_api.entrypoints.http.ids import CommandId, ProjectId
 from rdev_api.entrypoints.http.schemas import CommandOut, Envelope, ListEnvelope, ShellRequest
+from rdev_api.entrypoints.http.stream_guard import REVOKED, guarded
 from rdev_api.entrypoints.logs import run_log
 from rdev_api.service_layer import command_service, project_service
 from rdev_api.service_layer.auth import require_scope
@@ -125,19 +127,26 @@ async def output(
     command_id: CommandId,
     principal: PrincipalDep,
     services: ServicesDep,
-    format: Annotated[str, Query(pattern="^(text|jsonl)$")] = "text",
+    settings: SettingsDep,
+    format: Annotated[Literal["text", "jsonl"], Query()] = "text",
     follow: bool = False,
 ) -> StreamingResponse:
     """The whole log: text/plain, or JSON lines; `follow=true` streams until the run ends."""
     state = await command_service.get_state(services.command_log, principal, command_id)
     media = "application/x-ndjson" if format == "jsonl" else "text/plain; charset=utf-8"
-    body = run_log(
-        services.run_reader,
-        state.project,
-        command_id,
-        format,
-        follow and state.status != "completed",
-    )
+    live = follow and state.status != "completed"
+    body = run_log(services.run_reader, state.project, command_id, format, live)
+    if live:  # ends, like an event stream, once the key may no longer read it
+        farewell = (lambda: orjson.dumps({"error": REVOKED}) + b"\n") if format == "jsonl" else None
+        body = guarded(
+            body,
+            services,
+            principal,
+            settings.stream_auth_check_s,
+            settings.heartbeat_s,
+            heartbeat=None,
+            farewell=farewell,
+        )
     return StreamingResponse(
         body, media_type=media, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )

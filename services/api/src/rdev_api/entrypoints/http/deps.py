@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -122,12 +123,45 @@ async def _authenticate(
         raise
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(request: Request) -> bool:
+    """The browser says the request comes from a page of this server: `Sec-Fetch-Site:
+    same-origin`, or an `Origin` whose host and port are the request's `Host` (the
+    scheme is not compared: a TLS-terminating proxy changes it, a foreign page cannot
+    forge the host)."""
+    if request.headers.get("sec-fetch-site", "").lower() == "same-origin":
+        return True
+    origin, host = request.headers.get("origin"), request.headers.get("host")
+    if not origin or not host or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def require_same_origin_for_cookies(request: Request) -> None:
+    """A state change authenticated by the session cookie must come from this origin
+    (defence in depth behind SameSite=Strict); a key in a header needs no such check."""
+    if (
+        request.method not in SAFE_METHODS
+        and SESSION_COOKIE in request.cookies
+        and presented_secret(request) is None
+        and not same_origin(request)
+    ):
+        raise Forbidden(
+            "a request authenticated by the session cookie must come from this origin "
+            "(Origin or Sec-Fetch-Site: same-origin)",
+            field="Origin",
+        )
+
+
 async def current_principal(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
     ip: Annotated[str | None, Depends(_client_ip_dep)],
 ) -> Principal:
+    require_same_origin_for_cookies(request)
     principal = await _authenticate(request, services, settings, ip)
     request.state.principal = principal
     # last_used_at: remembered here, written in batches (never a write per request)
