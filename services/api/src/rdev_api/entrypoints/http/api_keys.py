@@ -38,7 +38,7 @@ async def create_key(
 ) -> Envelope[ApiKeyWithSecret]:
     spec = apikey_service.NewKey(
         name=body.name,
-        scopes=body.scopes,
+        scopes=[str(s) for s in body.scopes],
         projects=body.projects,
         allowed_ips=body.allowed_ips,
         expires_at=body.expires_at,

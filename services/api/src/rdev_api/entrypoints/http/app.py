@@ -16,6 +16,7 @@ from rdev_api.entrypoints.http import (
     health,
     limits,
     observability,
+    openapi,
     projects,
     session,
     webhooks,
@@ -37,6 +38,7 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
+    openapi.install(app)
     # body-size limit (413, chunked bodies too) and the RateLimit headers, inside the
     # request middleware and the server span that observability adds around them
     limits.install(app)

@@ -90,7 +90,7 @@ async def list_audit(
     principal: PrincipalDep,
     reader: AuditReaderDep,
     flt: FilterDep,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(pattern="^[0-9]{1,19}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ListEnvelope[AuditEntryOut]:
     """Audit rows, newest first; follow `next_cursor` for older ones."""

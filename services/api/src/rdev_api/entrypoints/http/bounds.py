@@ -18,7 +18,7 @@ MAX_TIMEOUT_S = 7 * 86400.0  # the server's RDEV_MAX_TIMEOUT_S may lower it
 MAX_GRACE_S = 7 * 86400.0
 MAX_LIMIT = 1_000_000_000
 MAX_SEQUENCE = 2**63 - 1
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -41,13 +41,25 @@ def moment(value: Any) -> Any:
     except OverflowError:
         when = LATEST
     if not EARLIEST <= when < LATEST:
-        raise ValueError("must be between 1970-01-01 and 9999-01-01 (UTC)")
+        raise ValueError("must be between 1900-01-01 and 9999-01-01 (UTC)")
     return when
 
 
+# the years the document promises (any zone offset stays within the server's bounds)
+YEARS = r"^(190[1-9]|19[1-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"
 Moment = Annotated[
-    datetime, BeforeValidator(moment), Field(description="ISO 8601, 1970 to 9999; no zone: UTC")
+    datetime,
+    BeforeValidator(moment),
+    Field(
+        description="ISO 8601, years 1901 to 9989; no zone: UTC",
+        json_schema_extra={"pattern": YEARS},
+    ),
 ]
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+_ONLY_NAMED = Field(json_schema_extra={"additionalProperties": False})
+EnvMap = Annotated[dict[EnvName, str], _ONLY_NAMED]
+EnvChanges = Annotated[dict[EnvName, str | None], _ONLY_NAMED]
 Timeout = Annotated[float, Field(strict=True, ge=1, le=MAX_TIMEOUT_S)]
 Grace = Annotated[float, Field(strict=True, ge=0, le=MAX_GRACE_S)]
 Count = Annotated[int, Field(strict=True, ge=1, le=MAX_LIMIT)]

@@ -6,7 +6,8 @@ import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from rdev_api.domain.model import Principal
 from rdev_api.domain.ratelimit import Decision, RateLimitPolicy
@@ -155,11 +156,35 @@ def require_same_origin_for_cookies(request: Request) -> None:
         )
 
 
+# How a caller authenticates, as the OpenAPI document shows it (an Authorize button in
+# /docs; generated clients know the header). Read here only for the document: the
+# principal comes from `presented_secret` and the cookie below.
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="An API key (`rdev_…`); `Authorization: Bearer <key>` works too",
+    auto_error=False,
+)
+BEARER = HTTPBearer(
+    scheme_name="Bearer", description="The API key as a bearer token", auto_error=False
+)
+SESSION = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="Session",
+    description="The console's session (POST /session); state changes need a same-origin "
+    "Origin or Sec-Fetch-Site",
+    auto_error=False,
+)
+
+
 async def current_principal(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
     ip: Annotated[str | None, Depends(_client_ip_dep)],
+    _key: Annotated[str | None, Security(API_KEY)] = None,
+    _bearer: Annotated[object | None, Security(BEARER)] = None,
+    _session: Annotated[str | None, Security(SESSION)] = None,
 ) -> Principal:
     require_same_origin_for_cookies(request)
     principal = await _authenticate(request, services, settings, ip)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from rdev_api.entrypoints.http.ids import PATTERN_WORDS
 from rdev_common import errors
@@ -77,8 +79,34 @@ def _words(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _malformed(request: Request, errors: list[Any]) -> JSONResponse | None:
+    """400 for a body that is not JSON at all, 415 for one sent as another media type:
+    said in words, not as a field named after a byte offset."""
+    for e in errors:
+        if e["type"] == "json_invalid":
+            ctx = e.get("ctx") or {}
+            where = e["loc"][1] if len(e["loc"]) > 1 else None
+            message = f"the request body is not valid JSON: {ctx.get('error', 'decode error')}"
+            if isinstance(where, int):
+                message += f" (at character {where})"
+            return error_response(400, "malformed_json", message, {"field": "body"})
+        if tuple(e["loc"]) == ("body",) and isinstance(e.get("input"), bytes | bytearray):
+            sent = request.headers.get("content-type") or "none"
+            return error_response(
+                415,
+                "unsupported_media_type",
+                f"the request body must be JSON: send Content-Type: application/json "
+                f"(got {sent[:60]!r})",
+                {"field": "Content-Type"},
+            )
+    return None
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    malformed = _malformed(request, list(exc.errors()))
+    if malformed is not None:
+        return malformed
     problems = [{"field": _field(tuple(e["loc"])), "message": _words(e)} for e in exc.errors()]
     message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     # `field` names the first problem, as a domain error names its one field: a client reads
@@ -87,10 +115,37 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", message, details)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _routes(routes: Any) -> Iterator[Any]:
+    """Every route, into included routers (FastAPI wraps them; rdev mounts them without
+    a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first
+    route's, and rdev has one route per method)."""
+    methods: set[str] = set()
+    probe = {**request.scope, "method": "\x00"}  # a method no route takes
+    for route in _routes(request.app.router.routes):
+        match, _ = route.matches(probe)
+        if match == Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 

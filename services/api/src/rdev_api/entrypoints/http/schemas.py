@@ -7,8 +7,16 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rdev_api.domain.model import ApiKey, Project
-from rdev_api.entrypoints.http.bounds import Count, Grace, Moment, Timeout
+from rdev_api.domain.model import ApiKey, Project, Scope
+from rdev_api.entrypoints.http.bounds import (
+    Count,
+    EnvChanges,
+    EnvMap,
+    Grace,
+    Moment,
+    Timeout,
+)
+from rdev_api.entrypoints.http.ids import SLUG_PATTERN
 from rdev_api.service_layer.ports import CommandState
 from rdev_common.events import Priority
 
@@ -29,14 +37,27 @@ class Strict(BaseModel):
 
 
 class ShellRequest(Strict):
-    command: str = Field(description="run by /bin/sh -c in the project's workdir")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"command": "make test", "timeout_s": 600, "env": {"CI": "1"}, "cwd": "app"}
+            ]
+        },
+    )
+    command: str = Field(
+        min_length=1,
+        max_length=65536,
+        pattern=r"\S",
+        description="run by /bin/sh -c in the project's workdir; not blank",
+    )
     priority: Priority = Priority.NORMAL
     timeout_s: Timeout | None = Field(
         default=None,
         description="seconds, 1 to the server's maximum (at most 604800); "
         "null: the project's default",
     )
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvMap = Field(default_factory=dict)
     cwd: str | None = Field(default=None, description="relative to the workdir")
 
 
@@ -85,6 +106,9 @@ class CommandOut(BaseModel):
 
 
 class SessionCreate(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"api_key": "rdev_…"}]}
+    )
     api_key: str
 
 
@@ -92,6 +116,14 @@ class SessionCreate(Strict):
 
 
 class CommandPolicyIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"allow": ["make *", "npm *"], "deny": ["re:rm\\s+-rf\\s+/"], "allow_env": []}
+            ]
+        },
+    )
     allow: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
     deny: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
     allow_env: list[str] = Field(
@@ -102,15 +134,19 @@ class CommandPolicyIn(Strict):
 
 
 class ProjectFields(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"env": {"NODE_ENV": "test"}, "default_timeout_s": 900}]},
+    )
     workdir: str | None = Field(
         default=None,
         description="absolute path of a directory on the executors (checked when a command runs)",
     )
     kubernetes: dict[str, Any] | None = Field(default=None, description="workspace pod spec")
-    env: dict[str, str | None] | None = Field(
+    env: EnvChanges | None = Field(
         default=None, description="merged into the current variables; null removes one"
     )
-    secrets: dict[str, str | None] | None = Field(
+    secrets: EnvChanges | None = Field(
         default=None, description="write-only; merged like env; never returned"
     )
     max_concurrency: Annotated[int, Field(strict=True, ge=1, le=1000)] | None = None
@@ -119,7 +155,17 @@ class ProjectFields(Strict):
 
 
 class ProjectCreateFull(ProjectFields):
-    id: str = Field(description="slug: a-z, 0-9 and '-'")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "demo", "workdir": "/srv/demo", "max_concurrency": 2}],
+            # a project runs somewhere: a workdir on the executor's host, or a pod
+            "anyOf": [
+                {"required": ["workdir"], "properties": {"workdir": {"type": "string"}}},
+                {"required": ["kubernetes"], "properties": {"kubernetes": {"type": "object"}}},
+            ],
+        }
+    )
+    id: str = Field(pattern=SLUG_PATTERN, max_length=63, description="slug: a-z, 0-9 and '-'")
 
 
 class ProjectView(BaseModel):
@@ -157,13 +203,28 @@ class ProjectView(BaseModel):
 
 
 class RateLimitIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"limit": 600, "window_s": 60}]}
+    )
     limit: Count
     window_s: Annotated[int, Field(strict=True, ge=1, le=3600)]
 
 
 class ApiKeyCreate(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "ci",
+                    "scopes": ["commands:execute", "commands:read"],
+                    "projects": ["demo"],
+                }
+            ]
+        },
+    )
     name: str = Field(max_length=200)
-    scopes: list[str] = Field(description="admin, projects:write, commands:execute, ...")
+    scopes: list[Scope] = Field(min_length=1, description="what the key may do")
     projects: list[str] | None = Field(default=None, description="null: every project")
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
     expires_at: Moment | None = None
@@ -173,6 +234,12 @@ class ApiKeyCreate(Strict):
 
 
 class ApiKeyUpdate(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"allowed_ips": ["10.0.0.0/8"], "expires_at": "2027-01-01T00:00:00Z"}]
+        },
+    )
     name: str | None = Field(default=None, max_length=200)
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
     expires_at: Moment | None = None
@@ -180,6 +247,7 @@ class ApiKeyUpdate(Strict):
 
 
 class ApiKeyRotate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"grace_s": 3600}]})
     grace_s: Grace | None = Field(
         default=None, description="how long the old secret keeps working (default 3600)"
     )

@@ -11,14 +11,23 @@ from rdev_api.entrypoints.http.bounds import Grace
 
 
 class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(description="http(s) URL the events are POSTed to")
-    events: list[str] = Field(description="event types, `*` wildcards: ['command.*']")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"url": "https://ci.example.com/rdev", "events": ["command.completed"]}]
+        },
+    )
+    url: str = Field(
+        pattern="^https?://[^\\s/]",
+        max_length=2048,
+        description="http(s) URL the events are POSTed to",
+    )
+    events: list[str] = Field(min_length=1, description="event types, `*` wildcards: ['command.*']")
     description: str | None = Field(default=None, max_length=500)
 
 
 class WebhookPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
     url: str | None = None
     events: list[str] | None = None
     description: str | None = Field(default=None, max_length=500)
@@ -26,7 +35,9 @@ class WebhookPatch(BaseModel):
 
 
 class RotateSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"overlap_s": 86400}]}
+    )
     overlap_s: Grace = Field(
         default=86400.0, description="how long the previous secret keeps signing too"
     )
