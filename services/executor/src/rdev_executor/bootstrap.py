@@ -27,6 +27,7 @@ from rdev_executor.adapters.local_backend import LocalBackend
 from rdev_executor.adapters.nats_event_log import NatsEventLog
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.adapters.nats_secrets import NatsSecrets
+from rdev_executor.adapters.process_guard import ProcessGuard
 from rdev_executor.adapters.routing_backend import RoutingBackend
 from rdev_executor.adapters.traced_event_log import TracedEventLog
 from rdev_executor.entrypoints.priority_loop import PriorityLoop
@@ -37,13 +38,13 @@ from rdev_executor.settings import ExecutorSettings
 log = structlog.get_logger()
 
 
-def make_backend(settings: ExecutorSettings) -> Backend:
+def make_backend(settings: ExecutorSettings, guard: ProcessGuard | None = None) -> Backend:
     """Commands of projects with a Kubernetes spec need RDEV_EXECUTOR_BACKEND=kubernetes;
     the others always run locally."""
     kubernetes = None
     if settings.executor_backend == "kubernetes":
         kubernetes = make_kubernetes_backend(settings)
-    return RoutingBackend(LocalBackend(settings.executor_concurrency), kubernetes)
+    return RoutingBackend(LocalBackend(settings.executor_concurrency, guard), kubernetes)
 
 
 def make_kubernetes_backend(settings: ExecutorSettings) -> Backend:
@@ -104,10 +105,12 @@ async def serve(settings: ExecutorSettings) -> None:
     await ensure_buckets(js, settings)
     for priority in Priority:
         await ensure_consumer(js, executor_consumer(priority, settings.executor_ack_wait_s))
+    guard = ProcessGuard(settings.kill_grace_s)
+    await guard.start()
     spool = FileSpool(settings.data_dir.resolve() / "spool", settings.output_spool_bytes)
     spool.sweep()
     runner = Runner(
-        backend=make_backend(settings),
+        backend=make_backend(settings, guard),
         events=TracedEventLog(
             NatsEventLog(
                 js, source=f"rdev/executor/{settings.executor_name}", max_payload=max_event
@@ -157,6 +160,9 @@ async def serve(settings: ExecutorSettings) -> None:
     unsettle_heap()
     log.info("executor stopping")
     await loop.stop(grace_s=settings.kill_grace_s)
+    # Whatever a run left running (its task did not end in time) ends before we do.
+    guard.kill_all()
+    await guard.close()
     health.should_exit = True
     for task in tasks:
         task.cancel()

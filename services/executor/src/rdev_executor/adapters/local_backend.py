@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from rdev_common import validation
 from rdev_common.errors import ValidationFailed
 from rdev_common.events import CommandRequested
+from rdev_executor.adapters.process_guard import ProcessGuard
 from rdev_executor.service_layer.ports import Chunk
 
 READ_SIZE = 256 * 1024
@@ -42,6 +43,7 @@ class LocalProcess:
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
         transports: list[asyncio.BaseTransport],
+        guard: ProcessGuard | None = None,
     ) -> None:
         self.proc = proc
         self._transports = transports
@@ -50,6 +52,18 @@ class LocalProcess:
             asyncio.create_task(self._read("stdout", stdout)),
             asyncio.create_task(self._read("stderr", stderr)),
         ]
+        if guard is not None:
+            guard.add(proc.pid)
+            self._unguard = asyncio.create_task(self._unguard_at_end(guard))
+
+    async def _unguard_at_end(self, guard: ProcessGuard) -> None:
+        """The run is over for the guard once the shell exited and its output ended
+        (what is left of its group then has let go of the run)."""
+        try:
+            await self.proc.wait()
+            await asyncio.gather(*self._readers, return_exceptions=True)
+        finally:
+            guard.remove(self.proc.pid)
 
     async def _read(self, name: str, stream: asyncio.StreamReader) -> None:
         try:
@@ -80,10 +94,11 @@ class LocalProcess:
 
 
 class LocalBackend:
-    def __init__(self, concurrency: int = 1) -> None:
+    def __init__(self, concurrency: int = 1, guard: ProcessGuard | None = None) -> None:
         # The executor's own environment does not change while it runs.
         self.env = base_env()
         self.pipe_size = pipe_size_for(concurrency)
+        self.guard = guard
 
     async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> LocalProcess:
         if not request.workdir or not os.path.isdir(request.workdir):  # noqa: ASYNC240
@@ -128,7 +143,7 @@ class LocalBackend:
             for fd in owned:
                 os.close(fd)
         stdout, stderr = readers
-        return LocalProcess(proc, stdout, stderr, transports)
+        return LocalProcess(proc, stdout, stderr, transports, self.guard)
 
 
 def pipe_size_for(concurrency: int, allowance: int | None = None) -> int:

@@ -48,6 +48,8 @@ PROJECT_BUSY_DELAY_S = 0.5
 # A read started on a wake-up is dropped if no pull brings its command this soon
 # (another executor took it, or its project was full).
 PREFETCH_TTL_S = 2.0
+# The error of a run cancelled because its executor stopped (SIGTERM).
+SHUTDOWN_REASON = "the executor stopped before the command finished (it was sent SIGTERM)"
 
 
 @dataclass
@@ -341,6 +343,8 @@ class PriorityLoop:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace_s)
         for control in self.running.values():
+            if not control.cancelled.is_set():
+                control.reason = SHUTDOWN_REASON
             control.cancelled.set()
         if self.tasks:
             # The runner's kill grace (SIGTERM → SIGKILL) plus publishing `completed`.
