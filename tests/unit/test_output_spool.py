@@ -135,3 +135,27 @@ async def test_when_the_spool_is_full_too_the_rest_is_dropped_and_counted(
     assert broker.stored == list(range(1, first_drop + 1)), "a prefix, in order"
     assert queue.stored_lines == first_drop
     queue.discard()
+
+
+def test_a_line_cut_by_closing_the_output_is_flagged_partial() -> None:
+    from rdev_executor.domain.output import OutputBatcher
+
+    ended, cut = OutputBatcher(1024, 4096, 10**6), OutputBatcher(1024, 4096, 10**6)
+    for batcher in (ended, cut):
+        batcher.feed("stdout", b"whole\nhalf a li")
+    assert [b.partial for b in ended.finish()] == [[]]
+    (last,) = cut.finish(cut=True)
+    assert last.lines == ["whole", "half a li"] and last.partial == [1]
+
+
+def test_output_dropped_is_counted_and_no_longer_kept() -> None:
+    from rdev_executor.domain.output import OutputBatcher
+
+    batcher = OutputBatcher(1024, 4096, 10**6)
+    batcher.feed("stdout", b"kept\n")
+    assert batcher.flush(tails=False)[0].lines == ["kept"]
+    batcher.feed("stdout", b"held\nand a ta")
+    batcher.stop_accepting()
+    assert batcher.feed("stdout", b"il\nmore\n") == [] and batcher.finish() == []
+    assert batcher.truncated and batcher.bytes == len(b"kept\n")
+    assert batcher.dropped_bytes == len(b"held\nand a ta") + len(b"il\nmore\n")
