@@ -181,3 +181,6 @@ class FakeCommandLog:
 
     async def cancel(self, event: CommandCancelRequested) -> None:
         self.cancelled.append(event)
+
+    async def end_before_start(self, event: object) -> bool:
+        return False

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rdev_cli import local
 from rdev_cli.broker_identities import cli_credentials
 from rdev_common.audit import AuditFilter
 from rdev_common.audit_export import ExportFormat, export_chunks
@@ -62,7 +63,7 @@ def verify() -> None:
 
 async def _stream_bounds(settings: CommonSettings) -> dict[str, tuple[int, int]]:
     """stream → (first sequence, last sequence) as the broker holds them now."""
-    nc = await connect(settings.require_nats_url(), "rdev-cli-audit", **cli_credentials(settings))
+    nc = await connect(local.nats_url(), "rdev-cli-audit", **cli_credentials(settings))
     try:
         js = nc.jetstream()
         bounds = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 import uuid
@@ -53,24 +54,25 @@ class Page:
 
 def _message(response: httpx.Response) -> str:
     try:
-        error = response.json()["error"]
-        return f"{error['message']} ({error['code']})"
+        return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return response.text.strip()[:200] or response.reason_phrase
 
 
 def raise_for(response: httpx.Response, what: str = "") -> None:
+    """A refused request as one sentence in words: what the server said, and for a
+    refused key what to do about it."""
     if response.is_success:
         return
     status = response.status_code
     message = _message(response)
     if status == 401:
-        message = f"the API key was not accepted: {message}. Run `rdev login` or set RDEV_API_KEY"
+        message = f"the API key was not accepted ({message}): run `rdev login` or set RDEV_API_KEY"
     elif status == 403:
         message = f"this API key may not do that: {message}"
-    elif status == 404 and what:
-        message = f"{what} not found: {message}"
-    raise CliError(f"{status} {message}", exit_code_for(status))
+    elif status == 404 and what and "not found" not in message:
+        message = f"{what} not found"
+    raise CliError(message, exit_code_for(status))
 
 
 class RdevClient:
@@ -109,8 +111,27 @@ class RdevClient:
             response = self.http.request(method, path, json=json_body, params=clean)
         except httpx.TransportError as exc:
             raise self.unreachable(exc) from exc
-        raise_for(response, what)
+        try:
+            raise_for(response, what)
+        except CliError as error:
+            if response.status_code == 404 and what.startswith("project "):
+                error.message += self.project_hint(what.split("'")[1] if "'" in what else "")
+            raise
         return response
+
+    def project_hint(self, wanted: str) -> str:
+        """`; did you mean 'demo'?` and the projects this key sees, when it can tell."""
+        try:
+            response = self.http.get("/projects")
+            known = sorted(p["id"] for p in response.json()["data"]) if response.is_success else []
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return ""
+        if not known:
+            return " (this API key sees no project: `rdev projects create` makes one)"
+        close = difflib.get_close_matches(wanted, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
+        return f"{hint} (known projects: {shown})"
 
     def data(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
@@ -168,7 +189,12 @@ class RdevClient:
             ) as source:
                 if not source.response.is_success:
                     source.response.read()
-                raise_for(source.response, f"project {project!r}")
+                try:
+                    raise_for(source.response, f"project {project!r}")
+                except CliError as error:
+                    if source.response.status_code == 404:
+                        error.message += self.project_hint(project)
+                    raise
                 command_id = source.response.headers["location"].rsplit("/", 1)[-1]
                 on_submitted(command_id)
                 done = progress.feed(source, on_event)

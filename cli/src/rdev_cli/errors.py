@@ -12,6 +12,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_ERROR = 1  # the server refused the request (validation, conflict …)
+EXIT_USAGE = 2  # the command line asks for something rdev cannot do
 EXIT_UNREACHABLE = 3  # no answer from the server
 EXIT_AUTH = 4  # missing, wrong, expired or insufficient key
 EXIT_NOT_FOUND = 5  # unknown project, command, key or webhook
@@ -34,11 +35,11 @@ def exit_code_for(status: int) -> int:
     return EXIT_ERROR
 
 
-def report(error: CliError) -> None:
+def report(error: CliError, style: str = "red") -> None:
     from rich.console import Console
 
     Console(stderr=True).print(
-        f"rdev: {error.message}", style="red", markup=False, highlight=False, soft_wrap=True
+        f"rdev: {error.message}", style=style, markup=False, highlight=False, soft_wrap=True
     )
 
 

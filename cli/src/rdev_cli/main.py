@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from rdev_cli import keys_cmd, projects_cmd, runs, session_cmd, webhooks_cmd
+from rdev_cli import keys_cmd, projects_cmd, runs, session_cmd, status_cmd, webhooks_cmd
 
 # The operator commands talk to NATS and the database directly; their imports cost
 # seconds of CPU, so they are loaded only when asked for (or for help/completion),
@@ -18,6 +18,26 @@ OPERATOR_GROUPS = ("audit", "events")
 app = typer.Typer(
     help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"rdev {version('rdev-cli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print rdev's version and exit"
+        ),
+    ] = False,
+) -> None:
+    """rdev: run commands in project workspaces, stream their output."""
 
 
 @app.command()
@@ -66,8 +86,9 @@ app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command(
     name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(runs.run)
-for _command in (runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
+for _command in (runs.rerun, runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
     app.command()(_command)
+app.command(name="status")(status_cmd.status)
 
 
 def _add_operator_groups() -> None:
@@ -88,4 +109,34 @@ def main() -> None:
     first = sys.argv[1] if len(sys.argv) > 1 else "--help"
     if first in OPERATOR_GROUPS or first.startswith("-") or "_RDEV_COMPLETE" in os.environ:
         _add_operator_groups()
-    app()
+    command = typer.main.get_command(app)
+    _describe_values(command)
+    command(prog_name="rdev")
+
+
+def _describe_values(command: Any) -> None:
+    """Help in words: a flag shows no type, a value its name (`--timeout SECONDS`,
+    `--limit LIMIT`), never a Python type like `<bool>` or `<list[str]>`."""
+    for param in command.params:
+        _describe(param)
+    get_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None:
+            _describe(option)
+        return option
+
+    command.get_help_option = help_option
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _describe_values(sub)
+
+
+def _describe(param: Any) -> None:
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        param.metavar = ""
+    elif param.metavar is None and param.name:
+        param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    if param.param_type_name == "argument":
+        # An argument's type column ignores its metavar: its name says it all.
+        param.display_type_rich = lambda ctx: None

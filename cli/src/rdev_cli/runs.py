@@ -1,4 +1,4 @@
-"""Commands about runs: `rdev run|attach|ps|cancel|history|logs`."""
+"""Commands about runs: `rdev run|rerun|attach|ps|cancel|history|logs`."""
 
 from __future__ import annotations
 
@@ -9,21 +9,38 @@ from typing import Annotated, Any
 
 import typer
 
-from rdev_cli import output
+from rdev_cli import complete, output
 from rdev_cli.client import RdevClient
-from rdev_cli.errors import EXIT_INTERRUPTED, EXIT_REMOTE_FAILURE, CliError, handled, report
+from rdev_cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_REMOTE_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    handled,
+    report,
+)
+from rdev_cli.stdin import stdin_has_input
 
-ProjectOption = typer.Option("--project", "-p", envvar="RDEV_PROJECT", help="project id")
+ProjectOption = typer.Option(
+    "--project",
+    "-p",
+    envvar="RDEV_PROJECT",
+    help="project id",
+    metavar="PROJECT",
+    autocompletion=complete.projects,
+)
+CommandIdArgument = typer.Argument(metavar="COMMAND_ID", autocompletion=complete.command_ids)
 RUN_COLUMNS: list[output.Column] = [
     ("ID", output.field("id")),
     ("PROJECT", output.field("project")),
-    ("STATUS", output.status),
+    ("STATE", output.status),
     ("EXIT", output.field("exit_code")),
     ("DURATION", lambda c: output.duration(c.get("duration_ms"))),
     ("PRIORITY", output.field("priority")),
     ("COMMAND", output.field("command")),
-    ("REQUESTED", output.field("requested_at")),
+    ("REQUESTED", output.when("requested_at")),
 ]
+STATE_HELP = "queued, running, succeeded, failed, timed out, cancelled or lost"
 
 
 def write_line(event: str, data: dict[str, Any]) -> None:
@@ -35,6 +52,24 @@ def write_line(event: str, data: dict[str, Any]) -> None:
         out.flush()
     elif event == "error":
         report(CliError(f"the run failed: {data.get('message')} ({data.get('code')})"))
+    elif event == "queued" and "position" in data and sys.stderr.isatty():
+        report(CliError(queued_note(data)), style="yellow")
+
+
+def queued_note(data: dict[str, Any]) -> str:
+    """`queued — position 2, waiting for an executor (about 40 s)`."""
+    estimate = data.get("estimate_s")
+    about = f" (about {output.duration(int(estimate * 1000))})" if estimate else ""
+    return f"queued — position {data['position']}, {data.get('waiting_for', 'waiting')}{about}"
+
+
+def last_line(done: dict[str, Any]) -> None:
+    """On a terminal, how the run ended, in the words and colour of `rdev history`."""
+    if not sys.stderr.isatty():
+        return
+    state = output.status(done)
+    took = output.duration(done.get("duration_ms"))
+    report(CliError(f"{state} after {took}"), style=state.style or "default")
 
 
 def stream_run(client: RdevClient, project: str, command_id: str) -> int:
@@ -67,20 +102,53 @@ class CancelOnInterrupt:
 
 
 def run(
-    command: Annotated[list[str], typer.Argument(help="the command, after --")],
+    command: Annotated[list[str], typer.Argument(help="the command, after --", metavar="COMMAND")],
     project: Annotated[str, ProjectOption],
-    priority: Annotated[str, typer.Option(help="high, normal or low")] = "normal",
-    timeout: Annotated[float | None, typer.Option(help="seconds")] = None,
+    priority: Annotated[
+        str, typer.Option(help="high, normal or low", metavar="PRIORITY")
+    ] = "normal",
+    timeout: Annotated[
+        float | None, typer.Option(help="stop it after this many seconds", metavar="SECONDS")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env", "-e", help="set a variable, NAME=VALUE (repeat for more)", metavar="NAME=VALUE"
+        ),
+    ] = None,
+    cwd: Annotated[
+        str | None,
+        typer.Option(help="directory to run in, relative to the project's workdir", metavar="DIR"),
+    ] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="print the id and return")] = False,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
     """Run a command in a project, like `ssh host cmd`: output here, remote exit code.
 
     Exits 255 when rdev itself fails (bad key, unknown project, server unreachable).
+    Standard input is not forwarded: with input waiting on it, `rdev run` refuses.
     """
-    body: dict[str, Any] = {"command": " ".join(command), "priority": priority}
-    if timeout is not None:
-        body["timeout_s"] = timeout
+    from rdev_cli.projects_cmd import parse_env
+
+    try:
+        if stdin_has_input():
+            raise CliError(
+                "standard input has data, but `rdev run` cannot forward it to the command "
+                "(interactive runs do not exist yet), so it refuses rather than drop it. "
+                "Put the input in the command (`rdev run -p P -- 'printf ... | cmd'`), "
+                "or run with `< /dev/null`.",
+                EXIT_USAGE,
+            )
+        body: dict[str, Any] = {"command": " ".join(command), "priority": priority}
+        if timeout is not None:
+            body["timeout_s"] = timeout
+        if env:
+            body["env"] = parse_env(env)
+        if cwd:
+            body["cwd"] = cwd
+    except CliError as error:
+        report(error)
+        raise typer.Exit(error.exit_code) from None
     try:
         with RdevClient() as client:
             if detach:
@@ -103,10 +171,38 @@ def run(
         raise typer.Exit(EXIT_REMOTE_FAILURE) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    last_line(done)
     raise typer.Exit(code)
 
 
-def attach(command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")]) -> None:
+def rerun(
+    command_id: Annotated[str, CommandIdArgument],
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="print the id and return")] = False,
+) -> None:
+    """Run a command again: same command, priority, timeout, env and cwd; follow it."""
+    try:
+        with RdevClient() as client:
+            created = client.data(
+                "POST", f"/commands/{command_id}/rerun", what=f"command {command_id!r}"
+            )
+            if detach:
+                typer.echo(created["id"])
+                return
+            if sys.stderr.isatty():
+                report(CliError(f"running again as {created['id']}"), style="default")
+            signal.signal(signal.SIGINT, CancelOnInterrupt(created["id"]))
+            done = client.follow(created["project"], created["id"], write_line)
+            code = int(done.get("exit_code", EXIT_REMOTE_FAILURE))
+    except CliError as error:
+        report(error)
+        raise typer.Exit(EXIT_REMOTE_FAILURE) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    last_line(done)
+    raise typer.Exit(code)
+
+
+def attach(command_id: Annotated[str, CommandIdArgument]) -> None:
     """Follow a queued or running command (or replay a finished one); exit with its code.
 
     Ctrl-C stops following; the run goes on (`rdev cancel` stops it).
@@ -125,7 +221,7 @@ def attach(command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")]) -> 
 
 @handled
 def cancel(
-    command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")],
+    command_id: Annotated[str, CommandIdArgument],
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
     """Cancel a queued or running command."""
@@ -135,6 +231,8 @@ def cancel(
         )
     if as_json:
         output.emit_json(state)
+    elif state.get("status") == "completed":
+        typer.echo(f"{command_id} {output.status(state)}")
     else:
         typer.echo(f"cancel requested for {command_id}")
 
@@ -148,6 +246,7 @@ def project_ids(client: RdevClient, project: str | None) -> list[str]:
 def commands_of(
     client: RdevClient, project: str, status: str | None, limit: int | None
 ) -> list[dict[str, Any]]:
+    """The project's runs, newest first; `status` is a state in words, as shown."""
     path = f"/projects/{project}/commands"
     params = {"status": status, "limit": min(limit or 500, 500)}
     return client.pages(path, limit, params=params, what=f"project {project!r}")
@@ -155,7 +254,7 @@ def commands_of(
 
 @handled
 def ps(
-    project: Annotated[str | None, typer.Option("--project", "-p", envvar="RDEV_PROJECT")] = None,
+    project: Annotated[str | None, ProjectOption] = None,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
     """Running and queued commands (of one project, or of every project this key sees)."""
@@ -171,8 +270,10 @@ def ps(
 
 @handled
 def history(
-    project: Annotated[str | None, typer.Option("--project", "-p", envvar="RDEV_PROJECT")] = None,
-    status: Annotated[str | None, typer.Option(help="queued, running or completed")] = None,
+    project: Annotated[str | None, ProjectOption] = None,
+    status: Annotated[
+        str | None, typer.Option(help=f"only runs that are {STATE_HELP}", metavar="STATE")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="newest N runs")] = 20,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
@@ -189,7 +290,7 @@ def history(
 
 @handled
 def logs(
-    command_id: Annotated[str, typer.Argument(metavar="COMMAND_ID")],
+    command_id: Annotated[str, CommandIdArgument],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="wait for new output")] = False,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:

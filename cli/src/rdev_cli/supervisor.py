@@ -134,6 +134,7 @@ class Supervisor:
     broker_backoff: Backoff = field(default_factory=Backoff)
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
+    state_file: Path | None = None
 
     def start(self) -> None:
         self.settings.secrets_sealer()  # a malformed RDEV_SECRETS_KEY stops here, once
@@ -176,6 +177,26 @@ class Supervisor:
             self.children.append(Child(name, child_env))
         for child in self.children:
             child.start()
+        self._write_state(data_dir, nats_url)
+
+    def _write_state(self, data_dir: Path, nats_url: str) -> None:
+        """Where the CLI finds this system: `rdev status`, `rdev events` (no secrets)."""
+        from rdev_cli.local import write_state
+
+        health = {"api": f"http://{self.host}:{self.port}/readyz"}
+        for child in self.children:
+            if "RDEV_HEALTH_PORT" in child.env:
+                health[child.name] = f"http://127.0.0.1:{child.env['RDEV_HEALTH_PORT']}/readyz"
+        self.state_file = write_state(
+            data_dir,
+            {
+                "pid": os.getpid(),
+                "url": f"http://{self.host}:{self.port}",
+                "nats_url": nats_url,
+                "embedded_broker": self.broker is not None,
+                "health": health,
+            },
+        )
 
     def wait_ready(self, timeout_s: float = 60.0) -> bool:
         """True once the api and every other service answer their /readyz."""
@@ -250,6 +271,8 @@ class Supervisor:
         `stop_budget_s`: the executor's derives from its kill grace, so it can end
         every run first), then stop the broker they were using."""
         self.stopping = True
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
         live = [c for c in self.children if c.process and c.process.poll() is None]
         for child in live:
             assert child.process is not None

@@ -25,6 +25,7 @@ from rdev_common.events import (
     CommandCancelRequested,
     CommandCompleted,
     CommandOutput,
+    CommandQueued,
     CommandRequested,
     CommandStarted,
     EventData,
@@ -33,7 +34,7 @@ from rdev_common.events import OUTPUT_CONTENT_TYPE as TEXT
 from rdev_common.events import OUTPUT_TYPE as OUTPUT_V2
 from rdev_common.webhook_events import ADMIN_ACTIONS, DeliveryAttempted, WebhookDisabled
 
-CONTRACT_VERSION = "1.1.0"
+CONTRACT_VERSION = "1.2.0"
 REF = "#/components/schemas/{model}"
 
 
@@ -60,6 +61,11 @@ def channels() -> list[Channel]:
             streams.COMMANDS,
             "A command was accepted. Mirrored server-side into RDEV_RUNS as "
             "`rdev.runs.{project}.{command_id}.requested` and into RDEV_LIFECYCLE.",
+        ),
+        _run_channel(
+            CommandQueued,
+            "The run still waits for an executor: its position and an estimate (RDEV_RUNS "
+            "only; published while someone watches the run, once per position).",
         ),
         _run_channel(CommandStarted, "An executor started the command."),
         _run_channel(

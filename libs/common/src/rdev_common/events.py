@@ -252,6 +252,24 @@ class CommandCompleted(EventData):
     output_dropped_bytes: int | None = None
 
 
+class CommandQueued(EventData):
+    """A run still waits for an executor: where it stands in the queue.
+
+    Published while someone watches the run (its event stream is open), once per
+    position it reaches, so a watcher sees the queue move. `position` 1 is next;
+    `estimate_s` is how long until it starts, judged from recent run times (None
+    when there are none); `running` is how many runs hold executor slots now.
+    """
+
+    kind = "command.queued"
+    command_id: str
+    project: str
+    position: int
+    waiting_for: str = "waiting for an executor"
+    estimate_s: float | None = None
+    running: int = 0
+
+
 class CommandCancelRequested(EventData):
     kind = "command.cancel_requested"
     command_id: str
@@ -267,6 +285,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CommandOutput,
         CommandCompleted,
         CommandCancelRequested,
+        CommandQueued,
     )
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import uuid6
 
@@ -17,3 +18,9 @@ def new_id() -> str:
 def is_slug(value: str) -> bool:
     """True when `value` can be a project id and a NATS subject token."""
     return bool(ID_RE.match(value))
+
+
+def lifecycle_id(command_id: str, kind: str) -> str:
+    """The fixed event id of a run's `started` or `completed`: the broker refuses a
+    second one with the same id, whoever publishes it."""
+    return str(uuid.uuid5(uuid.UUID(int=0), f"{command_id}.{kind}"))

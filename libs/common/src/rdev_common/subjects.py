@@ -12,7 +12,7 @@ RUNS_PREFIX = "rdev.runs"
 ADMIN_PREFIX = "rdev.admin"
 WEBHOOKS_PREFIX = "rdev.webhooks"
 
-RUN_KINDS = ("requested", "started", "output", "completed", "cancel_requested")
+RUN_KINDS = ("requested", "queued", "started", "output", "completed", "cancel_requested")
 LIFECYCLE_KINDS = ("requested", "started", "completed", "cancel_requested")
 
 # What no token taken from outside may hold: the token separator, the wildcards,

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from rdev_api.adapters.nats_command_log import NatsCommandLog
+from rdev_api.adapters.nats_queue import NatsQueue
 from rdev_api.adapters.nats_run_reader import NatsRunReader
 from rdev_api.adapters.sqlalchemy_audit_reader import SqlAlchemyAuditReader
 from rdev_api.entrypoints.http.app import build_app
@@ -68,6 +69,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             uow=parts.uow,
             command_log=NatsCommandLog(js),
             run_reader=NatsRunReader(nc),
+            queue=NatsQueue(js),
             clock=utcnow,
             ready_checks={"nats": broker_answers, "database": database_answers},
             rate_limiter=parts.rate_limiter,

@@ -16,6 +16,8 @@ class ApiSettings(CommonSettings):
     bootstrap_key: SecretStr | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     heartbeat_s: float = Field(default=15.0, gt=0)
+    # How often a watched queued run's position is checked and, if it moved, published.
+    queue_announce_s: float = Field(default=1.0, gt=0)
     sse_send_timeout_s: float = Field(default=60.0, gt=0)
     max_timeout_s: float = Field(default=24 * 3600.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

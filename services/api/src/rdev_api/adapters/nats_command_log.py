@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from rdev_api.service_layer.ports import CommandState, Submitted
@@ -17,9 +17,17 @@ from rdev_common.events import (
     CommandCompleted,
     CommandRequested,
 )
+from rdev_common.ids import lifecycle_id
 from rdev_common.telemetry import publish_span
 
 SOURCE = "rdev/api"
+# JetStream's error for a publish whose expected last sequence does not hold.
+WRONG_LAST_SEQUENCE = 10071
+# Before anything of the run is stored but its request and a cancel, the run may be
+# ended here; its request reaches RDEV_RUNS (a stream source) within moments.
+NOT_STARTED = ("requested", "cancel_requested", "queued")
+END_ATTEMPTS = 40
+END_RETRY_S = 0.05
 
 
 class NatsCommandLog:
@@ -78,12 +86,55 @@ class NatsCommandLog:
             stream=streams.RUNS,
         )
 
+    async def end_before_start(self, event: CommandCompleted) -> bool:
+        """Store `completed` only if the run's newest event is still one of NOT_STARTED
+        and its request is in RDEV_RUNS, so no executor's `started` comes between (the
+        executor's `started`, in turn, is refused once a `completed` exists)."""
+        cid, project = event.command_id, event.project
+        every = subjects.run_events(project, cid)
+        envelope = CloudEvent.wrap(event, source=SOURCE, subject=cid, project=project)
+        envelope = envelope.model_copy(update={"id": lifecycle_id(cid, "completed")})
+        for _ in range(END_ATTEMPTS):
+            try:
+                last = await self.js.get_last_msg(streams.RUNS, every, direct=True)
+                await self.js.get_last_msg(
+                    streams.RUNS, subjects.run_event(project, cid, "requested"), direct=True
+                )
+            except NotFoundError:
+                await asyncio.sleep(END_RETRY_S)  # the request is not copied over yet
+                continue
+            if (last.subject or "").rsplit(".", 1)[1] not in NOT_STARTED:
+                return False
+            headers = {
+                "Nats-Msg-Id": envelope.id,
+                "Nats-Expected-Last-Subject-Sequence": str(last.seq),
+                "Nats-Expected-Last-Subject-Sequence-Subject": every,
+            }
+            try:
+                await self.js.publish(
+                    subjects.run_event(project, cid, "completed"),
+                    envelope.to_bytes(),
+                    headers=headers,
+                    stream=streams.RUNS,
+                )
+                return True
+            except APIError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise
+        return False
+
     async def _last(self, stream: str, subject: str) -> CloudEvent | None:
         try:
             msg = await self.js.get_last_msg(stream, subject, direct=True)
         except NotFoundError:
             return None
         return CloudEvent.from_bytes(msg.data or b"")
+
+    async def request_of(self, command_id: str) -> CommandRequested | None:
+        requested = await self._last(
+            streams.COMMANDS, f"{subjects.COMMANDS_PREFIX}.*.*.{command_id}"
+        )
+        return CommandRequested.model_validate(requested.data) if requested else None
 
     async def state(self, command_id: str, project: str | None = None) -> CommandState | None:
         """The command's state from its events; with `project` known, all three at once."""

@@ -6,17 +6,26 @@ id `<stream sequence>-<line index>` so `Last-Event-ID` resumes mid-batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 
 from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import subjects
-from rdev_common.events import CommandCompleted, EventData, OutputBatch, decode_run_event
+from rdev_common.events import (
+    CommandCompleted,
+    CommandQueued,
+    EventData,
+    OutputBatch,
+    decode_run_event,
+)
 
 FAILURE_REASONS = frozenset({"lost", "error"})
 # Characters JSON strings must escape, but the newlines between a batch's lines; a
@@ -161,6 +170,36 @@ LIFECYCLE_EVENTS = {
     "started": "started",
     "cancel_requested": "cancel_requested",
 }
+# Where a queued run stands: an SSE `queued` event in a run's own stream too (clients
+# that do not know it ignore it, as SSE clients do with any event they do not listen to).
+QUEUED_KEYS = frozenset(CommandQueued.model_fields)
+
+structlog_log = structlog.get_logger()
+
+
+async def announcing(
+    body: AsyncIterator[bytes], announce: Callable[[], Awaitable[bool]], every_s: float
+) -> AsyncIterator[bytes]:
+    """`body`, while `announce()` runs every `every_s` (first after that long, so a run
+    that starts at once says nothing) until it returns False or the stream ends."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if not await announce():
+                    return
+            except Exception as exc:  # the stream goes on without a position
+                structlog_log.warning("queue position unavailable", error=repr(exc))
+
+    task = asyncio.create_task(loop())
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _render(
@@ -174,6 +213,12 @@ def _render(
         return render_output(stored.seq, batch, after, extra_json), False
     if stored.seq == position.seq:
         return b"", False
+    if kind == "queued":
+        queued = CommandQueued.model_validate(
+            {k: v for k, v in orjson.loads(stored.data)["data"].items() if k in QUEUED_KEYS}
+        )
+        data = {**extra, **queued.model_dump(mode="json")}
+        return event("queued", data, str(stored.seq)), False
     if kind == "completed" or (not single and kind in LIFECYCLE_EVENTS):
         payload = decode_run_event(kind, stored.data)
         if isinstance(payload, CommandCompleted):

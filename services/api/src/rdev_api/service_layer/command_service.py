@@ -9,10 +9,19 @@ from rdev_api.domain.model import Principal, Project, Scope
 from rdev_api.service_layer.auth import require_scope
 from rdev_api.service_layer.ports import CommandLog, CommandState, Submitted
 from rdev_api.service_layer.project_service import enforce_command_policy
-from rdev_common import validation
+from rdev_common import run_state, validation
 from rdev_common.errors import Conflict, NotFound
-from rdev_common.events import CommandCancelRequested, CommandRequested, Priority
+from rdev_common.events import (
+    CommandCancelRequested,
+    CommandCompleted,
+    CommandRequested,
+    Priority,
+    Reason,
+)
 from rdev_common.ids import new_id
+
+# As the executor ends a run cancelled before it started: killed by SIGTERM, 128+15.
+CANCELLED_BEFORE_START_EXIT = 143
 
 
 def idempotency_token(actor: str, project: str, key: str) -> str:
@@ -77,6 +86,36 @@ def _command_env(project: Project, env: dict[str, str]) -> dict[str, str]:
     return validation.env_vars(env)
 
 
+async def rerun(
+    log: CommandLog,
+    principal: Principal,
+    project: Project,
+    command_id: str,
+    *,
+    max_timeout_s: float,
+    traceparent: str | None,
+) -> tuple[Submitted, CommandRequested]:
+    """Run a command again as it was requested: command, priority, timeout, env and cwd
+    (the project's current policy applies)."""
+    earlier = await log.request_of(command_id)
+    if earlier is None or earlier.project != project.id:
+        raise NotFound(f"command {command_id!r} not found", field="command_id")
+    submitted = await submit(
+        log,
+        principal,
+        project,
+        command=earlier.command,
+        priority=earlier.priority,
+        timeout_s=earlier.timeout_s,
+        max_timeout_s=max_timeout_s,
+        env=earlier.env,
+        cwd=earlier.cwd,
+        idempotency_key=None,
+        traceparent=traceparent,
+    )
+    return submitted, earlier
+
+
 async def get_state(
     log: CommandLog,
     principal: Principal,
@@ -98,6 +137,20 @@ async def cancel(log: CommandLog, principal: Principal, command_id: str) -> Comm
     await log.cancel(
         CommandCancelRequested(command_id=command_id, project=state.project, actor=principal.key.id)
     )
+    if state.status == "queued":
+        # Nothing runs yet: the run ends here, at once, and no executor starts it.
+        ended = await log.end_before_start(
+            CommandCompleted(
+                command_id=command_id,
+                project=state.project,
+                exit_code=CANCELLED_BEFORE_START_EXIT,
+                reason=Reason.CANCELLED,
+                duration_ms=0,
+                error="cancelled before it started",
+            )
+        )
+        if ended:
+            return await get_state(log, principal, command_id, state.project)
     return state
 
 
@@ -112,6 +165,7 @@ async def history(
 ) -> tuple[list[CommandState], str | None]:
     """A page of the project's commands, newest first, from the event log itself."""
     require_scope(principal, Scope.COMMANDS_READ)
+    wanted = run_state.parse(status) if status is not None else None
     ids = sorted(await log.project_command_ids(project.id), reverse=True)
     if cursor:
         ids = [i for i in ids if i < cursor]
@@ -122,8 +176,12 @@ async def history(
         position += len(chunk)
         states = await asyncio.gather(*(log.state(i, project.id) for i in chunk))
         for state in states:
-            if state is not None and (status is None or state.status == status):
+            if state is not None and (wanted is None or _state(state) in wanted):
                 page.append(state)
     page = page[:limit]
     more = len(page) == limit and (position < len(ids) or page[-1].id != ids[position - 1])
     return page, page[-1].id if more else None
+
+
+def _state(state: CommandState) -> str:
+    return run_state.state_of(state.status, state.reason, state.exit_code)

@@ -10,7 +10,13 @@ from typing import Protocol, Self
 
 from rdev_api.domain.model import ApiKey, Project
 from rdev_api.domain.ratelimit import Decision, RateLimitPolicy
-from rdev_common.events import CloudEvent, CommandCancelRequested, CommandRequested, Priority
+from rdev_common.events import (
+    CloudEvent,
+    CommandCancelRequested,
+    CommandCompleted,
+    CommandRequested,
+    Priority,
+)
 
 
 class ProjectRepository(Protocol):
@@ -138,6 +144,11 @@ class CommandLog(Protocol):
         self, event: CommandRequested, event_id: str, traceparent: str | None
     ) -> Submitted: ...
     async def cancel(self, event: CommandCancelRequested) -> None: ...
+    async def end_before_start(self, event: CommandCompleted) -> bool:
+        """Store the run's `completed` unless it has started (or ended) meanwhile;
+        False if it had, and its executor ends it."""
+        ...
+
     async def claim(self, token: str, command_id: str) -> str:
         """Bind an idempotency token to `command_id` unless bound; returns the bound id."""
         ...
@@ -147,6 +158,9 @@ class CommandLog(Protocol):
         ...
 
     async def state(self, command_id: str, project: str | None = None) -> CommandState | None: ...
+    async def request_of(self, command_id: str) -> CommandRequested | None:
+        """The command as it was requested (None if the log no longer holds it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,13 @@ class RunReader(Protocol):
     async def last_seq(self, subject: str) -> int | None: ...
 
 
+class RunQueue(Protocol):
+    async def announce(self, project: str, command_id: str) -> bool:
+        """Publish where the queued run stands (a `command.queued` event) if that
+        changed; False once the run has left the queue."""
+        ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What the entry points are given: ports, a clock, nothing concrete. Built once, by
@@ -181,5 +202,6 @@ class Services:
     rate_limiter: RateLimiter | None = None
     active_commands: ActiveCommands | None = None
     secret_store: SecretStore | None = None
+    queue: RunQueue | None = None
     # key id → when it was last used, flushed to the database in batches
     key_usage: dict[str, datetime] = field(default_factory=dict)

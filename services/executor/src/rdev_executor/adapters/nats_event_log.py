@@ -12,7 +12,7 @@ from nats.js.errors import APIError, NotFoundError
 from rdev_common import streams, subjects
 from rdev_common.events import CloudEvent, EventData, OutputBatch
 from rdev_common.telemetry import trace_headers
-from rdev_executor.service_layer.ports import PayloadTooLarge
+from rdev_executor.service_layer.ports import PayloadTooLarge, RunAlreadyEnded
 
 log = structlog.get_logger()
 
@@ -27,6 +27,8 @@ MAX_HEADER_BYTES = 65535
 # headers over MAX_HEADER_BYTES.
 MESSAGE_TOO_LARGE = 10054
 HEADERS_TOO_LARGE = 10097
+# ... and for a publish whose expected last sequence does not hold.
+WRONG_LAST_SEQUENCE = 10071
 
 
 def _too_large(payload: bytes, subject: str) -> PayloadTooLarge:
@@ -61,6 +63,13 @@ class NatsEventLog:
         if event_id:
             envelope = envelope.model_copy(update={"id": event_id})
         headers = {**carrier, "Nats-Msg-Id": envelope.id}
+        if kind == "started":
+            # Stored only while the run has no `completed`: a run cancelled in the
+            # queue (the api completes it at once) never starts.
+            headers["Nats-Expected-Last-Subject-Sequence"] = "0"
+            headers["Nats-Expected-Last-Subject-Sequence-Subject"] = subjects.run_event(
+                project, command_id, "completed"
+            )
         return await self._store(
             subjects.run_event(project, command_id, kind), envelope.to_bytes(), headers
         )
@@ -102,6 +111,8 @@ class NatsEventLog:
                     HEADERS_TOO_LARGE,
                 ):
                     raise _too_large(payload, subject) from exc  # a limit below ours
+                if isinstance(exc, APIError) and exc.err_code == WRONG_LAST_SEQUENCE:
+                    raise RunAlreadyEnded(subject) from exc
                 log.warning("publish failed, retrying", subject=subject, error=repr(exc))
                 await asyncio.sleep(RETRY_S)
 

@@ -20,6 +20,11 @@ class PayloadTooLarge(Exception):
     """Raised by `EventLog.publish` for an event larger than the broker accepts."""
 
 
+class RunAlreadyEnded(Exception):
+    """Raised by `EventLog.publish` for a `started` refused because the run has a
+    `completed` already: it was cancelled while queued, and must not run."""
+
+
 class SecretsUnreadable(Exception):
     """Raised by `SecretSource.for_project` for secrets this executor cannot open (sealed
     under a key it was not given): the run fails rather than run without them."""

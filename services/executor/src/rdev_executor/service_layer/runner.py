@@ -28,6 +28,7 @@ from rdev_executor.service_layer.ports import (
     EventLog,
     Process,
     ProcessLost,
+    RunAlreadyEnded,
     SecretSource,
     SecretsUnreadable,
     Spool,
@@ -143,13 +144,23 @@ class Runner:
             process = await self.backend.start(req, {**secrets, **extra_env})
         except Exception as exc:
             log.warning("command failed to start", command_id=cid, error=str(exc))
-            await started
-            return await self._complete(req, outcomes.failed(str(exc)), began, None)
+            with contextlib.suppress(RunAlreadyEnded):
+                await started
+                return await self._complete(req, outcomes.failed(str(exc)), began, None)
+            return None
         except BaseException:
             started.cancel()
             raise
         try:
             await started
+        except RunAlreadyEnded:
+            # Cancelled in the queue while this executor took it: stop what just spawned.
+            log.info("run ended before it started", command_id=cid)
+            process.signal_group(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await process.wait()
+            process.close()
+            return None
         except BaseException:
             process.signal_group(signal.SIGKILL)
             raise

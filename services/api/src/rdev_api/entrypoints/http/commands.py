@@ -122,6 +122,41 @@ async def cancel(
     return Envelope(data=CommandOut.of(state))
 
 
+@router.post("/commands/{command_id}/rerun", status_code=202, response_model=Envelope[CommandOut])
+async def rerun(
+    command_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    response: Response,
+    traceparent: Annotated[str | None, Header()] = None,
+) -> Envelope[CommandOut]:
+    """Run a command again, as a new command with the same command text, priority,
+    timeout, env and cwd; 202 with the new command."""
+    earlier = await command_service.get_state(services.command_log, principal, command_id)
+    project = await project_service.get_project(services.uow(), principal, earlier.project)
+    submitted, req = await command_service.rerun(
+        services.command_log,
+        principal,
+        project,
+        command_id,
+        max_timeout_s=settings.max_timeout_s,
+        traceparent=traceparent,
+    )
+    COMMANDS_SUBMITTED.labels(priority=str(req.priority)).inc()
+    response.headers["Location"] = f"/commands/{submitted.command_id}"
+    state = CommandState(
+        id=submitted.command_id,
+        project=project.id,
+        command=req.command,
+        priority=req.priority,
+        status="queued",
+        requested_at=datetime.now(UTC),
+        timeout_s=req.timeout_s,
+    )
+    return Envelope(data=CommandOut.of(state))
+
+
 @router.get("/commands/{command_id}/output", response_model=None)
 async def output(
     command_id: CommandId,
@@ -157,7 +192,14 @@ async def list_commands(
     project_id: ProjectId,
     principal: PrincipalDep,
     services: ServicesDep,
-    status: Annotated[str | None, Query(pattern="^(queued|running|completed)$")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="queued, running, succeeded, failed, timed out, cancelled, lost "
+            "(or completed: any ended run)",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ListEnvelope[CommandOut]:

@@ -74,8 +74,14 @@ def run_stream(
     status: str,
     headers: dict[str, str] | None = None,
 ) -> EventSourceResponse:
-    """The event stream of one run, from `position` to its `complete`."""
+    """The event stream of one run, from `position` to its `complete`; while the run
+    waits in the queue, its position is published (and so streamed) as it moves."""
     body = sse.command_stream(services.run_reader, project, command_id, position, status)
+    if status == "queued" and services.queue is not None:
+        queue = services.queue
+        body = sse.announcing(
+            body, lambda: queue.announce(project, command_id), settings.queue_announce_s
+        )
     return _response(body, services, principal, settings, headers)
 
 

@@ -18,6 +18,7 @@ from rdev_api.entrypoints.http.bounds import (
 )
 from rdev_api.entrypoints.http.ids import SLUG_PATTERN
 from rdev_api.service_layer.ports import CommandState
+from rdev_common import run_state
 from rdev_common.events import Priority
 
 T = TypeVar("T")
@@ -66,7 +67,12 @@ class CommandOut(BaseModel):
     project: str
     command: str
     priority: Priority
-    status: str
+    status: str = Field(description="lifecycle: queued, running or completed")
+    state: str = Field(
+        description="how the run stands: queued, running, succeeded, failed, timed_out, "
+        "cancelled or lost"
+    )
+    state_label: str = Field(description="the state in words, e.g. `failed (exit 3)`")
     timeout_s: float | None
     requested_at: datetime
     started_at: datetime | None
@@ -97,8 +103,11 @@ class CommandOut(BaseModel):
                 "error",
             )
         }
+        fields["state"] = run_state.state_of(state.status, state.reason, state.exit_code)
+        fields["state_label"] = run_state.label(fields["state"], state.reason, state.exit_code)
         links = {
             "self": f"/commands/{state.id}",
+            "rerun": f"/commands/{state.id}/rerun",
             "events": f"/projects/{state.project}/events?stream_id={state.id}",
             "cancel": f"/commands/{state.id}/cancel",
         }
