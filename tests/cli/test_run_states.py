@@ -342,3 +342,22 @@ def test_cli_completes_project_and_command_ids(one_slot: RdevSystem, env: dict[s
 
     assert PROJECT in complete("rdev history -p st")
     assert done["id"] in complete(f"rdev logs {done['id'][:20]}")
+
+
+def test_status_and_events_find_the_system_rdev_up_started(
+    one_slot: RdevSystem, env: dict[str, str]
+) -> None:
+    here = {**env, "RDEV_DATA_DIR": str(one_slot.data_dir)}
+    here.pop("RDEV_NATS_URL", None)
+    status = rdev_cli(here, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    state = json.loads((one_slot.data_dir / "up.json").read_text())
+    assert f"broker   {state['nats_url']}" in status.stdout
+    assert state["nats_url"].startswith("nats://")
+    rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[4:] if line}
+    assert rows == dict.fromkeys(("api", "executor", "webhooks", "audit"), "ready"), status.stdout
+    info = rdev_cli(here, "events", "info")
+    assert info.returncode == 0, info.stderr
+    assert "RDEV_RUNS" in info.stdout
+    elsewhere = rdev_cli(env, "events", "info")
+    assert elsewhere.returncode != 0 and "rdev up" in elsewhere.stderr
