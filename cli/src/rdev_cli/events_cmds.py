@@ -24,6 +24,7 @@ from rdev_cli.broker_identities import cli_credentials
 from rdev_cli.replay import Replay, ReplayRange, Sink
 from rdev_common.broker import connect
 from rdev_common.events import structured
+from rdev_common.settings import CommonSettings
 from rdev_common.streams import ALL_STREAMS
 
 app = typer.Typer(help="Replay, follow and inspect the event streams (needs RDEV_NATS_URL).")
@@ -38,9 +39,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="jsonl or pretty")]
 
 async def _connect() -> Client:
     settings = CommonSettings()
-    return await connect(
-        local.nats_url(), "rdev-cli-events", **cli_credentials(settings)
-    )
+    return await connect(local.nats_url(), "rdev-cli-events", **cli_credentials(settings))
 
 
 def _pretty_line(seq: int, subject: str, data: bytes) -> str:
