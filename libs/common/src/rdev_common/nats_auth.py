@@ -155,6 +155,10 @@ def permissions(user: str) -> Permissions:
             # A cancel; and the end of a run cancelled while still queued, which no
             # executor will ever start (stored only if nothing of the run came since).
             *_run_events("cancel_requested", "completed"),
+            # Where a watched queued run stands: read from the executors' consumers
+            # (looked at, never pulled from), published as `command.queued`.
+            *_run_events("queued"),
+            *(f"{JS}.CONSUMER.INFO.{streams.COMMANDS}.executor-{p.value}" for p in Priority),
             f"{subjects.ADMIN_PREFIX}.>",
             f"{subjects.RATE_LIMIT_PREFIX}.>",
             *_kv(streams.IDEMPOTENCY_BUCKET),
