@@ -91,3 +91,21 @@ def test_sigterm_ends_every_runs_processes_before_the_executor_exits(
             assert events[-1].data["reason"] == "cancelled"
             state = client.get(f"/commands/{cid}").json()["data"]
             assert "executor stopped" in (state.get("error") or ""), state
+
+
+def test_an_executor_killed_while_it_stops_leaves_no_run_process(
+    system: RdevSystem, tmp_path: Path
+) -> None:
+    """`make run` stopped with a budget shorter than the executor's grace: the
+    supervisor's SIGKILL lands before the executor's own SIGKILL of a run that ignores
+    SIGTERM. The run's processes must still end."""
+    system.create_project("cut-short")
+    pid_file = tmp_path / "stubborn"
+    wait_for(lambda: service_pids(system, "executor"), 60, "no executor")
+    start_silent_run(system, "cut-short", pid_file, prefix="trap '' TERM; ")
+    sid = int(pid_file.read_text())
+    members = session_members(sid)
+    (executor,) = service_pids(system, "executor")
+    os.kill(executor, signal.SIGTERM)
+    os.kill(executor, signal.SIGKILL)
+    wait_for(lambda: not session_members(sid), 30, f"run processes outlived it: {members}")
