@@ -10,7 +10,7 @@ the rest of the batch.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,30 +20,41 @@ from rdev_common.db.tables import WebhookDeliveryRow
 PENDING = "pending"
 
 
-def pending_delivery(
-    *,
-    id: str,
-    webhook_id: str,
-    project: str,
-    event_id: str,
-    event_type: str,
-    stream: str,
-    seq: int,
-    dedup_key: str,
-    payload: str,
-    due: datetime,
-) -> dict[str, Any]:
+class NewDeliveryFields(Protocol):
+    """What a new delivery is made of (the api's and the webhooks service's own types)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def webhook_id(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def dedup_key(self) -> str: ...
+    @property
+    def payload(self) -> str: ...
+
+
+def pending_delivery(d: NewDeliveryFields, due: datetime) -> dict[str, Any]:
     """A new delivery's row: pending, no attempt yet, due at `due`."""
     return dict(
-        id=id,
-        webhook_id=webhook_id,
-        project=project,
-        event_id=event_id,
-        event_type=event_type,
-        stream=stream,
-        seq=seq,
-        dedup_key=dedup_key,
-        payload=payload,
+        id=d.id,
+        webhook_id=d.webhook_id,
+        project=d.project,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        stream=d.stream,
+        seq=d.seq,
+        dedup_key=d.dedup_key,
+        payload=d.payload,
         status=PENDING,
         attempts=0,
         next_attempt_at=due,

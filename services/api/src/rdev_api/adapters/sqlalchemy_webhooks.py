@@ -159,21 +159,7 @@ class SqlAlchemyWebhookStore:
 
     async def add_deliveries(self, deliveries: list[NewDelivery]) -> int:
         """Through the webhooks service's own INSERT (rdev_common.db.webhook_deliveries)."""
-        rows = [
-            webhook_deliveries.pending_delivery(
-                id=d.id,
-                webhook_id=d.webhook_id,
-                project=d.project,
-                event_id=d.event_id,
-                event_type=d.event_type,
-                stream=d.stream,
-                seq=d.seq,
-                dedup_key=d.dedup_key,
-                payload=d.payload,
-                due=d.created_at,
-            )
-            for d in deliveries
-        ]
+        rows = [webhook_deliveries.pending_delivery(d, d.created_at) for d in deliveries]
         async with self.sessions() as s:
             added = await webhook_deliveries.add_deliveries(s, rows)
             await s.commit()

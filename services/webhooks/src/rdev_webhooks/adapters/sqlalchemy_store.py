@@ -189,18 +189,7 @@ def _update(entity: Any) -> Any:
 
 
 def _new_values(d: NewDelivery) -> dict[str, Any]:
-    return webhook_deliveries.pending_delivery(
-        id=d.id,
-        webhook_id=d.webhook_id,
-        project=d.project,
-        event_id=d.event_id,
-        event_type=d.event_type,
-        stream=d.stream,
-        seq=d.seq,
-        dedup_key=d.dedup_key,
-        payload=d.payload,
-        due=d.next_attempt_at,
-    )
+    return webhook_deliveries.pending_delivery(d, d.next_attempt_at)
 
 
 def _due(now: datetime) -> Any:
