@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import structlog
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.api import PubAck
+from nats.js.errors import (
+    APIError,
+    KeyWrongLastSequenceError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 from rdev_api.service_layer.ports import CommandState, Submitted
-from rdev_common import streams, subjects
+from rdev_common import errors, streams, subjects
 from rdev_common.events import (
     CloudEvent,
     CommandCancelRequested,
@@ -20,6 +29,8 @@ from rdev_common.events import (
 from rdev_common.ids import lifecycle_id
 from rdev_common.telemetry import publish_span
 
+log = structlog.get_logger()
+
 SOURCE = "rdev/api"
 # JetStream's error for a publish whose expected last sequence does not hold.
 WRONG_LAST_SEQUENCE = 10071
@@ -28,12 +39,52 @@ WRONG_LAST_SEQUENCE = 10071
 NOT_STARTED = ("requested", "cancel_requested", "queued")
 END_ATTEMPTS = 40
 END_RETRY_S = 0.05
+# What a stream answers while it has no leader (a node of a cluster died and its
+# replicas elect another, for a few seconds), or what a publish meets in the meantime.
+NOT_STORED_YET = (
+    TimeoutError,  # nats.errors.TimeoutError included
+    NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 
 
 class NatsCommandLog:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, store_deadline_s: float = 20.0) -> None:
         self.js = js
+        # How long a request waits for the broker to store it before the client gets a 503.
+        self.store_deadline_s = store_deadline_s
         self._claims: KeyValue | None = None
+
+    async def _store(
+        self, subject: str, payload: bytes, headers: dict[str, str], stream: str
+    ) -> PubAck:
+        """Publish until the stream stores it: the same bytes and Nats-Msg-Id every time, so
+        the stream keeps one copy however many attempts reached it. A stream electing a new
+        leader (a cluster node died) answers nothing for a few seconds; past the deadline
+        the request fails as unavailable (503), and a retry with the same Idempotency-Key
+        is safe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.store_deadline_s
+        delay = 0.1
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                return await self.js.publish(
+                    subject,
+                    payload,
+                    headers=headers,
+                    stream=stream,
+                    timeout=max(0.5, min(5.0, remaining)),
+                )
+            except NOT_STORED_YET as exc:
+                if loop.time() + delay >= deadline:
+                    raise errors.Unavailable(
+                        f"the broker did not store the event within {self.store_deadline_s:g} s"
+                    ) from exc
+                log.warning("event not stored yet, retrying", subject=subject, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 1.0)
 
     async def request(
         self, event: CommandRequested, event_id: str, traceparent: str | None
@@ -54,9 +105,7 @@ class NatsCommandLog:
             headers = {**carrier, "Nats-Msg-Id": event_id}
             if traceparent:
                 headers["traceparent"] = traceparent
-            ack = await self.js.publish(
-                subject, envelope.to_bytes(), headers=headers, stream=streams.COMMANDS
-            )
+            ack = await self._store(subject, envelope.to_bytes(), headers, streams.COMMANDS)
         return Submitted(command_id=event.command_id, duplicate=bool(ack.duplicate))
 
     async def claim(self, token: str, command_id: str) -> str:
@@ -79,11 +128,11 @@ class NatsCommandLog:
         envelope = CloudEvent.wrap(
             event, source=SOURCE, subject=event.command_id, project=event.project, actor=event.actor
         )
-        await self.js.publish(
+        await self._store(
             subjects.run_event(event.project, event.command_id, "cancel_requested"),
             envelope.to_bytes(),
-            headers={"Nats-Msg-Id": envelope.id},
-            stream=streams.RUNS,
+            {"Nats-Msg-Id": envelope.id},
+            streams.RUNS,
         )
 
     async def end_before_start(self, event: CommandCompleted) -> bool:
