@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 import structlog
 
@@ -12,9 +11,8 @@ from rdev_common import streams
 from rdev_common.broker import connect
 from rdev_common.circuit_breaker import BreakerPolicy
 from rdev_common.events import Priority
-from rdev_common.health import health_server
 from rdev_common.metrics import poll_consumers
-from rdev_common.service import settle_heap, unsettle_heap
+from rdev_common.service import broker_check, serving
 from rdev_common.streams import (
     ensure_buckets,
     ensure_consumer,
@@ -140,34 +138,27 @@ async def serve(settings: ExecutorSettings) -> None:
     )
     await loop.start()
 
-    async def broker_answers() -> bool:
-        await js.account_info()
-        return nc.is_connected
-
-    health = health_server({"nats": broker_answers}, settings.health_host, settings.health_port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(loop.run()), asyncio.create_task(health.serve())]
-    watched = [executor_consumer(p, settings.executor_ack_wait_s) for p in Priority]
-    queues = [(c.stream, c.durable) for c in watched]
-    tasks.append(asyncio.create_task(poll_consumers(js, queues)))
-    log.info(
-        "executor started", name=settings.executor_name, concurrency=settings.executor_concurrency
-    )
-    settle_heap()
-    await stop.wait()
-    unsettle_heap()
-    log.info("executor stopping")
-    await loop.stop(grace_s=settings.kill_grace_s)
-    # Whatever a run left running (its task did not end in time) ends before we do.
-    guard.kill_all()
-    await guard.close()
-    health.should_exit = True
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    checks = {"nats": broker_check(nc, js)}
+    started = dict(executor=settings.executor_name, concurrency=settings.executor_concurrency)
+    async with serving(
+        "executor", checks, settings.health_host, settings.health_port, **started
+    ) as stop:
+        watched = [executor_consumer(p, settings.executor_ack_wait_s) for p in Priority]
+        queues = [(c.stream, c.durable) for c in watched]
+        tasks = [
+            asyncio.create_task(loop.run()),
+            asyncio.create_task(poll_consumers(js, queues)),
+        ]
+        await stop.wait()
+        log.info("executor stopping")
+        await loop.stop(grace_s=settings.kill_grace_s)
+        # Whatever a run left running (its task did not end in time) ends before we do.
+        guard.kill_all()
+        await guard.close()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await nc.drain()
     spool.close()
     shutdown_telemetry()
