@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rdev_cli import complete, output
+from rdev_cli import complete, output, stdin_forward
 from rdev_cli.client import RdevClient
 from rdev_cli.errors import (
     EXIT_INTERRUPTED,
@@ -19,7 +19,6 @@ from rdev_cli.errors import (
     handled,
     report,
 )
-from rdev_cli.stdin import stdin_has_input
 
 ProjectOption = typer.Option(
     "--project",
@@ -121,25 +120,25 @@ def run(
         typer.Option(help="directory to run in, relative to the project's workdir", metavar="DIR"),
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="print the id and return")] = False,
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", "-n", help="do not forward a piped stdin")
+    ] = False,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
     """Run a command in a project, like `ssh host cmd`: output here, remote exit code.
 
+    A piped or redirected stdin is forwarded to the command (its end closes the
+    command's stdin); a terminal's is not (`-n`: never).
     Exits 255 when rdev itself fails (bad key, unknown project, server unreachable).
-    Standard input is not forwarded: with input waiting on it, `rdev run` refuses.
     """
     from rdev_cli.projects_cmd import parse_env
 
+    forward = not detach and not no_stdin and stdin_forward.carries_data()
+
     try:
-        if stdin_has_input():
-            raise CliError(
-                "standard input has data, but `rdev run` cannot forward it to the command "
-                "(interactive runs do not exist yet), so it refuses rather than drop it. "
-                "Put the input in the command (`rdev run -p P -- 'printf ... | cmd'`), "
-                "or run with `< /dev/null`.",
-                EXIT_USAGE,
-            )
         body: dict[str, Any] = {"command": " ".join(command), "priority": priority}
+        if forward:
+            body["stdin"] = True
         if timeout is not None:
             body["timeout_s"] = timeout
         if env:
@@ -162,6 +161,8 @@ def run(
 
             def on_submitted(command_id: str) -> None:
                 signal.signal(signal.SIGINT, CancelOnInterrupt(command_id))
+                if forward:
+                    stdin_forward.start(command_id)
 
             # One request: the submit's answer is the run's event stream.
             done = client.submit_and_follow(project, body, on_submitted, write_line)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rdev_common import streams, subjects
+from rdev_common import run_input, streams, subjects
 from rdev_common.events import (
     ADMIN_EVENTS,
     CloudEvent,
@@ -177,6 +177,59 @@ def _binary_output_message() -> dict[str, Any]:
     }
 
 
+def _add_run_input(
+    out_channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+) -> None:
+    """A run's input: core NATS requests (not stored in any stream), docs/interactive.md."""
+    address = f"{subjects.INPUT_PREFIX}.{{project}}.{{command_id}}"
+    headers = {
+        run_input.OP: "data, eof, resize or signal",
+        run_input.WRITER: "data and eof: the writer's id ([A-Za-z0-9_-]{1,64})",
+        run_input.SEQ: "data and eof: the writer's message number, from 1",
+    }
+    messages["runInput"] = {
+        "name": "rdev.run_input",
+        "title": "run input",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "required": [run_input.OP],
+            "properties": {k: {"type": "string", "description": v} for k, v in headers.items()},
+        },
+        "payload": {
+            "type": "string",
+            "description": f"data: up to {run_input.MAX_CHUNK} bytes for stdin; eof: empty; "
+            'resize: {"cols": C, "rows": R}; signal: INT, TERM, HUP, QUIT or KILL',
+        },
+    }
+    messages["runInputReply"] = {
+        "name": "rdev.run_input.reply",
+        "title": "run input reply",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "status": {"enum": [s.value for s in run_input.Status]},
+                "message": {"type": "string"},
+                "bytes": {"type": "integer", "description": "input written to the run so far"},
+            },
+        },
+    }
+    out_channels["runInput"] = {
+        "address": address,
+        "description": "A run's input, api → the executor running it, as core NATS "
+        "requests (no stream): only that executor answers, once the bytes are in the "
+        "command's stdin.",
+        "parameters": _parameters(address),
+        "messages": {"runInput": {"$ref": "#/components/messages/runInput"}},
+    }
+    operations["send_runInput"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/runInput"},
+        "summary": "Write to a run's stdin, close it, resize its terminal or signal it",
+        "reply": {"messages": [{"$ref": "#/components/messages/runInputReply"}]},
+    }
+
+
 def document() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent, defs)}
@@ -206,6 +259,7 @@ def document() -> dict[str, Any]:
         for name in ("commandOutputV2", "commandOutput")
     }
     operations["receive_commandOutput"]["summary"] = "Subscribe to command.output (v2 and v1)"
+    _add_run_input(out_channels, operations, messages)
     schemas.update(defs)
     return {
         "asyncapi": "3.0.0",

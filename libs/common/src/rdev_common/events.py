@@ -52,6 +52,14 @@ class EventData(BaseModel):
         return f"{TYPE_PREFIX}{cls.kind}.v{cls.version}"
 
 
+class TtySize(BaseModel):
+    """A terminal's size in character cells."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cols: int = Field(ge=1, le=1000)
+    rows: int = Field(ge=1, le=1000)
+
+
 class CommandRequested(EventData):
     kind = "command.requested"
     command_id: str
@@ -70,6 +78,10 @@ class CommandRequested(EventData):
     # service_account, node_selector, workdir); set, the command runs in the
     # project's workspace pod instead of on the executor's host.
     kubernetes: dict[str, Any] | None = None
+    # Interactive runs (docs/interactive.md): stdin kept open for input sent through
+    # the api; with `tty`, the command runs in a pseudo-terminal of that size.
+    stdin: bool = False
+    tty: TtySize | None = None
 
 
 class CommandStarted(EventData):

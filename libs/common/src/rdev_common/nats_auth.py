@@ -8,10 +8,11 @@ for `rdev up`, compose and Kubernetes alike) allows each user only the
 subjects its code uses:
 
 - api: publishes commands, cancel requests (and the end of a run cancelled
-  while queued), admin events, rate-limit counters and its two key-value
-  buckets; reads runs; defines the streams.
+  while queued), runs' input (`rdev.input.>`), admin events, rate-limit
+  counters and its two key-value buckets; reads runs; defines the streams.
 - executor: takes commands from its three durable consumers, publishes run
-  events (started, output, completed) and its slot leases; defines the streams.
+  events (started, output, completed) and its slot leases; defines the streams;
+  answers the api's requests on `rdev.input.>` (runs' stdin) with one reply each.
 - webhooks: reads lifecycle and admin events through its own durable
   consumers, publishes only delivery events on `rdev.webhooks.>`.
 - audit: reads lifecycle, admin and webhook events through its own durable
@@ -140,6 +141,9 @@ class Permissions:
     publish: list[str]
     subscribe: list[str]
     deny_publish: list[str]
+    # May answer a request it received, once, on the requester's reply subject
+    # (nats-server's `allow_responses`), and publish to no other inbox.
+    allow_responses: bool = False
 
 
 def permissions(user: str) -> Permissions:
@@ -160,6 +164,7 @@ def permissions(user: str) -> Permissions:
             *_run_events("queued"),
             *(f"{JS}.CONSUMER.INFO.{streams.COMMANDS}.executor-{p.value}" for p in Priority),
             f"{subjects.ADMIN_PREFIX}.>",
+            f"{subjects.INPUT_PREFIX}.>",  # runs' stdin, as requests to their executor
             f"{subjects.RATE_LIMIT_PREFIX}.>",
             *_kv(streams.IDEMPOTENCY_BUCKET),
             *_kv(streams.SECRETS_BUCKET),
@@ -178,8 +183,14 @@ def permissions(user: str) -> Permissions:
             *_get(f"KV_{streams.SECRETS_BUCKET}", streams.COMMANDS, streams.RUNS),
             *(rule for name in owned for rule in _durable(streams.COMMANDS, name)),
         ]
-        # Wake-ups when a command is queued, and cancel requests, as plain messages.
-        subscribe = [inbox, f"{subjects.COMMANDS_PREFIX}.>", *_run_events("cancel_requested")]
+        # Wake-ups when a command is queued, and cancel requests, as plain messages;
+        # runs' input as requests, answered through `allow_responses`.
+        subscribe = [
+            inbox,
+            f"{subjects.COMMANDS_PREFIX}.>",
+            *_run_events("cancel_requested"),
+            f"{subjects.INPUT_PREFIX}.>",
+        ]
     elif user in ("webhooks", "audit"):
         owned = tuple(n for names in DURABLES.values() for n in names if n.startswith(user))
         publish = [
@@ -209,7 +220,8 @@ def permissions(user: str) -> Permissions:
         subscribe = [inbox, "rdev.>"]
     else:
         raise ValueError(f"unknown NATS identity {user!r}; one of {', '.join(IDENTITIES)}")
-    return Permissions(publish, subscribe, _not_others_durables(owned))
+    responds = user == "executor"
+    return Permissions(publish, subscribe, _not_others_durables(owned), responds)
 
 
 def generate_passwords() -> dict[str, str]:
@@ -231,14 +243,17 @@ def authorization_block(passwords: dict[str, str] | None = None) -> str:
     users = []
     for user in IDENTITIES:
         p = permissions(user)
+        rules: dict[str, object] = {
+            "publish": {"allow": p.publish, "deny": p.deny_publish},
+            "subscribe": {"allow": p.subscribe},
+        }
+        if p.allow_responses:
+            rules["allow_responses"] = True
         users.append(
             {
                 "user": user,
                 "password": passwords[user] if passwords else f"@{password_variable(user)}@",
-                "permissions": {
-                    "publish": {"allow": p.publish, "deny": p.deny_publish},
-                    "subscribe": {"allow": p.subscribe},
-                },
+                "permissions": rules,
             }
         )
     text = json.dumps({"users": users}, indent=2)

@@ -11,6 +11,8 @@ COMMANDS_PREFIX = "rdev.commands"
 RUNS_PREFIX = "rdev.runs"
 ADMIN_PREFIX = "rdev.admin"
 WEBHOOKS_PREFIX = "rdev.webhooks"
+# A run's standard input, api → executor, core NATS request/reply (docs/interactive.md).
+INPUT_PREFIX = "rdev.input"
 
 RUN_KINDS = ("requested", "queued", "started", "output", "completed", "cancel_requested")
 LIFECYCLE_KINDS = ("requested", "started", "completed", "cancel_requested")
@@ -79,6 +81,23 @@ def project_run_events(project: str) -> str:
 
 def any_run_event(kind: str) -> str:
     return f"{RUNS_PREFIX}.*.*.{token(kind, 'kind')}"
+
+
+def run_input(project: str, command_id: str) -> str:
+    """Where the api sends one run's input; the executor running it answers."""
+    return f"{INPUT_PREFIX}.{token(project, 'project')}.{token(command_id, 'command_id')}"
+
+
+def any_run_input() -> str:
+    return f"{INPUT_PREFIX}.*.*"
+
+
+def parse_input_subject(subject: str) -> tuple[str, str]:
+    """(project, command_id) of an input subject; ValueError for another."""
+    prefix, project, command_id = subject.rsplit(".", 2)
+    if prefix != INPUT_PREFIX:
+        raise ValueError(f"not an input subject: {subject[:80]!r}")
+    return project, command_id
 
 
 def admin(entity: str, action: str) -> str:

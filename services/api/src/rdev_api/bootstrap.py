@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from rdev_api.adapters.nats_command_log import NatsCommandLog
 from rdev_api.adapters.nats_queue import NatsQueue
+from rdev_api.adapters.nats_run_input import NatsRunInput
 from rdev_api.adapters.nats_run_reader import NatsRunReader
 from rdev_api.adapters.sqlalchemy_audit_reader import SqlAlchemyAuditReader
 from rdev_api.entrypoints.http.app import build_app
@@ -75,6 +76,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             rate_limiter=parts.rate_limiter,
             active_commands=parts.active_commands,
             secret_store=parts.secret_store,
+            run_input=NatsRunInput(nc),
         )
         identity = await start_identity(settings, js, parts, services)
         secret = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None

@@ -135,6 +135,7 @@ async def serve(settings: ExecutorSettings) -> None:
         settings.executor_sweep_interval_s,
         aging_s=settings.priority_aging_s,
         slots=NatsProjectSlots(js, settings.executor_name, settings.project_slot_ttl_s),
+        input_max_bytes=settings.input_max_bytes,
     )
     await loop.start()
 

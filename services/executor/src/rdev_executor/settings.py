@@ -35,6 +35,8 @@ class ExecutorSettings(HealthSettings):
     # away, a run's output is dropped and the run says so (docs/architecture.md).
     output_buffer_bytes: int = Field(default=4 * 1024**2, gt=0)
     output_spool_bytes: int = Field(default=1024**3, ge=0)
+    # Standard input one run may be sent in all (docs/interactive.md).
+    input_max_bytes: int = Field(default=1024**3, gt=0)
     # The kubernetes backend (RDEV_EXECUTOR_BACKEND=kubernetes): workspace pods.
     k8s_namespace: str = "rdev-workspaces"
     k8s_idle_gc_s: float = Field(default=1800.0, gt=0)

@@ -231,4 +231,6 @@ def _state(
         reason=done.reason.value if done else None,
         duration_ms=done.duration_ms if done else None,
         error=done.error if done else None,
+        stdin=req.stdin,
+        tty=req.tty,
     )

@@ -17,6 +17,7 @@ from rdev_common.events import (
     CommandRequested,
     Priority,
     Reason,
+    TtySize,
 )
 from rdev_common.ids import new_id
 
@@ -42,6 +43,8 @@ async def submit(
     cwd: str | None,
     idempotency_key: str | None,
     traceparent: str | None,
+    stdin: bool = False,
+    tty: TtySize | None = None,
 ) -> Submitted:
     require_scope(principal, Scope.COMMANDS_EXECUTE)
     # The project's allow/deny patterns: a 422 naming `command`, before anything is claimed.
@@ -77,6 +80,8 @@ async def submit(
         actor=actor,
         client_ip=principal.client_ip,
         idempotency_key=idempotency_key,
+        stdin=stdin,
+        tty=tty,
     )
     return await log.request(event, command_id, traceparent)
 

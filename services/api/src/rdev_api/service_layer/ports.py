@@ -16,7 +16,9 @@ from rdev_common.events import (
     CommandCompleted,
     CommandRequested,
     Priority,
+    TtySize,
 )
+from rdev_common.run_input import Message, Reply
 
 
 class ProjectRepository(Protocol):
@@ -135,6 +137,16 @@ class CommandState:
     reason: str | None = None
     duration_ms: int | None = None
     error: str | None = None
+    stdin: bool = False
+    tty: TtySize | None = None
+
+
+class RunInput(Protocol):
+    """Carries a run's input to the executor running it."""
+
+    async def send(self, project: str, command_id: str, message: Message) -> Reply | None:
+        """The executor's answer; None if none came (run not running)."""
+        ...
 
 
 class CommandLog(Protocol):
@@ -203,5 +215,6 @@ class Services:
     active_commands: ActiveCommands | None = None
     secret_store: SecretStore | None = None
     queue: RunQueue | None = None
+    run_input: RunInput | None = None
     # key id → when it was last used, flushed to the database in batches
     key_usage: dict[str, datetime] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from rdev_common import validation
 from rdev_common.errors import ValidationFailed
 from rdev_common.events import CommandRequested
 from rdev_executor.adapters.process_guard import ProcessGuard
+from rdev_executor.adapters.local_input import stdin_close, stdin_write
 from rdev_executor.service_layer.ports import Chunk
 
 READ_SIZE = 256 * 1024
@@ -84,6 +85,13 @@ class LocalProcess:
     async def wait(self) -> int:
         return await self.proc.wait()
 
+    async def write_input(self, data: bytes) -> None:
+        """Into the command's stdin; waits while its pipe is full (it does not read)."""
+        await stdin_write(self.proc.stdin, data)
+
+    def close_input(self) -> None:
+        stdin_close(self.proc.stdin)
+
     def close(self) -> None:
         for transport in self._transports:  # each reader then sees the end of its pipe
             transport.close()
@@ -129,7 +137,7 @@ class LocalBackend:
                 request.command,
                 cwd=cwd,
                 env=env,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if request.stdin else asyncio.subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 start_new_session=True,

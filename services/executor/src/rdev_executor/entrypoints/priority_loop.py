@@ -35,6 +35,7 @@ from rdev_common import pull, streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
 from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.domain import scheduling
+from rdev_executor.entrypoints.run_input import InputRouter
 from rdev_executor.entrypoints.run_observer import observe_run
 from rdev_executor.service_layer.runner import Prepared, RunControl, Runner
 
@@ -69,6 +70,7 @@ class PriorityLoop:
         sweep_interval_s: float,
         aging_s: float = 30.0,
         slots: NatsProjectSlots | None = None,
+        input_max_bytes: int = 1024**3,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -84,6 +86,7 @@ class PriorityLoop:
         self._woken_at = dict.fromkeys(ORDER, 0.0)
         self._full_sweep_at = 0.0
         self.running: dict[str, RunControl] = {}
+        self.inputs = InputRouter(nc, self.running, input_max_bytes)
         self.prefetched: dict[str, _Prefetch] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -112,6 +115,7 @@ class PriorityLoop:
         self.replies = await self.nc.subscribe(self.inbox)
         await self.nc.subscribe(f"{subjects.COMMANDS_PREFIX}.>", cb=wake)
         await self.nc.subscribe(subjects.any_run_event("cancel_requested"), cb=cancel)
+        await self.inputs.start()
 
     async def _next(self, priority: Priority, count: int) -> tuple[list[Msg], bool]:
         """Up to `count` commands of `priority`, in stream order, in one pull, and
@@ -259,6 +263,7 @@ class PriorityLoop:
         finally:
             keepalive.cancel()
             self.running.pop(req.command_id, None)
+            self.inputs.forget(req.command_id)
             if lease is not None and self.project_slots is not None:
                 await self.project_slots.release(lease)
             self._release()

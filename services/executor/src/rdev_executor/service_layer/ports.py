@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rdev_common.events import CommandRequested, EventData, OutputBatch
 from rdev_executor.domain.output import Batch
@@ -48,6 +48,29 @@ class Process(Protocol):
     def close(self) -> None:
         """Stop reading output: `output()` ends after what was already read."""
         ...
+
+
+class InputClosed(Exception):
+    """Raised by `Interactive.write_input` once the command's stdin is closed."""
+
+
+@runtime_checkable
+class Interactive(Protocol):
+    """A process started with stdin open (`CommandRequested.stdin`), or a terminal."""
+
+    async def write_input(self, data: bytes) -> None:
+        """Write into the command's stdin; returns once written, waiting while the
+        command does not read. Raises InputClosed after EOF or once it closed stdin."""
+        ...
+
+    def close_input(self) -> None:
+        """EOF on the command's stdin."""
+        ...
+
+
+@runtime_checkable
+class Terminal(Protocol):
+    def resize(self, cols: int, rows: int) -> None: ...
 
 
 class Backend(Protocol):

@@ -51,11 +51,14 @@ class Limits:
 
 @dataclass
 class RunControl:
-    """Handle on a run in progress, for cancellation."""
+    """Handle on a run in progress, for cancellation and its input."""
 
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     # Why, when not a user's cancel (e.g. the executor is stopping): the run's error.
     reason: str | None = None
+    # Set once the command's process runs (its input goes there), and once it ended.
+    process: Process | None = None
+    spawned: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def lifecycle_id(command_id: str, kind: str) -> str:
@@ -151,6 +154,8 @@ class Runner:
         except BaseException:
             started.cancel()
             raise
+        control.process = process
+        control.spawned.set()
         try:
             await started
         except RunAlreadyEnded:

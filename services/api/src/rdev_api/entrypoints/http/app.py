@@ -18,6 +18,7 @@ from rdev_api.entrypoints.http import (
     observability,
     openapi,
     projects,
+    run_input,
     session,
     webhooks,
 )
@@ -43,7 +44,16 @@ def build_app(lifespan: Lifespan | None = None) -> FastAPI:
     # request middleware and the server span that observability adds around them
     limits.install(app)
     observability.install(app)
-    for module in (health, session, projects, api_keys, commands, events, webhooks):
+    for module in (
+        health,
+        session,
+        projects,
+        api_keys,
+        commands,
+        run_input,
+        events,
+        webhooks,
+    ):
         app.include_router(module.router)
     app.include_router(console.router)
     app.include_router(audit_router)

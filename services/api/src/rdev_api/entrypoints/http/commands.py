@@ -67,6 +67,8 @@ async def submit(
         max_timeout_s=settings.max_timeout_s,
         env=body.env,
         cwd=body.cwd,
+        stdin=body.stdin or body.tty is not None,
+        tty=body.tty,
         idempotency_key=idempotency_key,
         traceparent=traceparent,
     )
@@ -85,6 +87,8 @@ async def submit(
             status="queued",
             requested_at=datetime.now(UTC),
             timeout_s=body.timeout_s or project.default_timeout_s,
+            stdin=body.stdin or body.tty is not None,
+            tty=body.tty,
         )
     response.headers["Location"] = f"/commands/{state.id}"
     if stream:

@@ -21,7 +21,7 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _streams_body(scope):
             await self.app(scope, receive, send)
             return
         limit: int = scope["app"].state.settings.max_body_bytes
@@ -49,6 +49,12 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(messages, receive), send)
+
+
+def _streams_body(scope: Scope) -> bool:
+    """A run's stdin streams through (bounded per run by the executor, not here)."""
+    path: str = scope.get("path", "")
+    return scope["method"] == "PUT" and path.startswith("/commands/") and path.endswith("/stdin")
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -19,7 +19,7 @@ from rdev_api.entrypoints.http.bounds import (
 from rdev_api.entrypoints.http.ids import SLUG_PATTERN
 from rdev_api.service_layer.ports import CommandState
 from rdev_common import run_state
-from rdev_common.events import Priority
+from rdev_common.events import Priority, TtySize
 
 T = TypeVar("T")
 
@@ -60,6 +60,13 @@ class ShellRequest(Strict):
     )
     env: EnvMap = Field(default_factory=dict)
     cwd: str | None = Field(default=None, description="relative to the workdir")
+    stdin: bool = Field(
+        default=False,
+        description="keep the run's stdin open for PUT /commands/{id}/stdin (closed by default)",
+    )
+    tty: TtySize | None = Field(
+        default=None, description="run in a pseudo-terminal of this size (implies stdin)"
+    )
 
 
 class CommandOut(BaseModel):
@@ -81,6 +88,8 @@ class CommandOut(BaseModel):
     reason: str | None
     duration_ms: int | None
     error: str | None
+    stdin: bool = False
+    tty: TtySize | None = None
     links: dict[str, str]
 
     @classmethod
@@ -101,6 +110,8 @@ class CommandOut(BaseModel):
                 "reason",
                 "duration_ms",
                 "error",
+                "stdin",
+                "tty",
             )
         }
         fields["state"] = run_state.state_of(state.status, state.reason, state.exit_code)
