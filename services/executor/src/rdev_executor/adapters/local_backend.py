@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from rdev_common import validation
 from rdev_common.errors import ValidationFailed
 from rdev_common.events import CommandRequested
-from rdev_executor.adapters.process_guard import ProcessGuard
 from rdev_executor.adapters.local_input import stdin_close, stdin_write
+from rdev_executor.adapters.process_guard import ProcessGuard
 from rdev_executor.service_layer.ports import Chunk
 
 READ_SIZE = 256 * 1024

@@ -80,6 +80,8 @@ CONFLICTS = {
     ("delete", "/projects/{project_id}"),
     ("post", "/commands/{command_id}/cancel"),
 }
+# A run's stdin: a raw body streamed through (not JSON), bounded per run.
+STREAMED_BODIES = {("put", "/commands/{command_id}/stdin")}
 TEXT_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/metrics"): {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
     ("get", "/commands/{command_id}/output"): {
@@ -107,6 +109,8 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if (method, path) in CONFLICTS:
         statuses.add(409)
+    if (method, path) in STREAMED_BODIES:
+        statuses |= {409, 413}
     return statuses
 
 
