@@ -61,3 +61,24 @@ def test_no_stdin_flag_leaves_the_run_s_stdin_closed(cli_env: dict[str, str]) ->
     done = shell(cli_env, "printf 'a\\n' | rdev run -n -- cat")
     assert done.returncode == 0, done.stderr
     assert done.stdout == b""
+
+
+def test_a_silent_open_pipe_does_not_hold_a_command_that_does_not_read(
+    cli_env: dict[str, str],
+) -> None:
+    """CI runners leave stdin an open pipe nobody writes to: a command that does not
+    read its stdin ends as usual, and so does `rdev run`."""
+    read_end, write_end = os.pipe()
+    try:
+        done = subprocess.run(
+            [str(BIN / "rdev"), "run", "--", "echo ran"],
+            env=cli_env,
+            stdin=read_end,
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert (done.returncode, done.stdout) == (0, b"ran\n"), done.stderr

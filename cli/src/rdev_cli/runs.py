@@ -14,7 +14,6 @@ from rdev_cli.client import RdevClient
 from rdev_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_REMOTE_FAILURE,
-    EXIT_USAGE,
     CliError,
     handled,
     report,
