@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from rdev_api.entrypoints.console import console
 from rdev_api.entrypoints.http import (
@@ -24,11 +25,15 @@ from rdev_api.entrypoints.http import (
 )
 from rdev_api.entrypoints.http.audit import router as audit_router
 
+DOCS_ASSETS = "/docs-assets"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def build_app(lifespan: Lifespan | None = None) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the fastapi-offline
+    # package: nothing is fetched from a CDN, so they work offline and behind proxies.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="rdev",
         version="0.1.0",
         lifespan=lifespan,
