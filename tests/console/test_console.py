@@ -320,3 +320,202 @@ def test_the_sse_clients_browser_example_runs_from_the_console(
     )
     result = page.evaluate(script, [PROJECT, console_system.api_key])
     assert result == [5, "from-the-example\n"]
+
+
+# Run states, queue, run again, elapsed time, dark mode, narrow screens.
+
+FAILED_RUN: dict[str, str] = {}
+
+
+def contrast(page: Any, selector: str) -> float:
+    """WCAG contrast ratio of an element's text colour against its own background."""
+    return float(
+        page.eval_on_selector(
+            selector,
+            """el => {
+              const rgb = (c) => c.match(/[0-9.]+/g).slice(0, 3).map(Number);
+              const lum = ([r, g, b]) => {
+                const f = (v) => {
+                  v /= 255;
+                  return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+                };
+                return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+              };
+              const s = getComputedStyle(el);
+              let bg = s.backgroundColor, node = el;
+              while (bg === 'rgba(0, 0, 0, 0)' && node.parentElement) {
+                node = node.parentElement; bg = getComputedStyle(node).backgroundColor;
+              }
+              const [a, b] = [lum(rgb(s.color)), lum(rgb(bg))].sort((x, y) => y - x);
+              return (a + 0.05) / (b + 0.05);
+            }""",
+        )
+    )
+
+
+def test_a_failed_run_says_so_in_red_and_runs_again(page: Any, shots: Path) -> None:
+    command_id = run_from_project_page(page, "echo working; echo broken >&2; exit 3")
+    wait_status(page, "failed")
+    badge = page.locator("#run-status .badge")
+    assert badge.inner_text() == "failed (exit 3)"
+    background = page.eval_on_selector(
+        "#run-status .badge", "el => getComputedStyle(el).backgroundColor"
+    )
+    red, green, blue = (int(v) for v in background[4:-1].split(",")[:3])
+    assert red > 150 and green < 80 and blue < 80, f"failed is not red: {background}"
+    page.wait_for_selector("#log .line.stderr")
+    page.screenshot(path=shots / "20-run-failed.png")
+    FAILED_RUN["id"] = command_id
+
+    page.click("#rerun")
+    page.wait_for_function(f"() => !location.search.includes('{command_id}')")
+    wait_status(page, "failed")
+    assert page.inner_text("#run-command") == "echo working; echo broken >&2; exit 3"
+    assert page.locator("#run-status .badge").inner_text() == "failed (exit 3)"
+
+    page.goto(f"/?project={PROJECT}&status=failed")
+    page.wait_for_selector("#history table")
+    states = page.locator("#history .badge.state").all_inner_texts()
+    assert states and all(s.startswith("failed (exit") for s in states), states
+
+
+def test_a_running_run_counts_its_elapsed_time(page: Any) -> None:
+    run_from_project_page(page, "sleep 4")
+    wait_status(page, "running")
+    page.wait_for_selector("#duration[data-elapsed]", timeout=LONG_WAIT_MS)
+    assert page.inner_text("#duration").endswith("so far")
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    assert "so far" not in page.inner_text("#duration")
+    assert page.locator("#run-status .badge").inner_text() == "succeeded"
+
+
+def test_a_queued_run_shows_its_position_and_cancels_at_once(
+    page: Any, console_system: RdevSystem, shots: Path
+) -> None:
+    """Four runs fill the system's four executor slots; the fifth waits."""
+    blockers: list[str] = []
+    with console_system.client() as client:
+        for _ in range(4):
+            created = client.post(f"/projects/{PROJECT}/shell", json={"command": "sleep 120"})
+            assert created.status_code == 202, created.text
+            blockers.append(created.json()["data"]["id"])
+
+        def all_running() -> bool:
+            states = [client.get(f"/commands/{b}").json()["data"]["status"] for b in blockers]
+            return all(s == "running" for s in states)
+
+        try:
+            wait_for(all_running, 90, "the blocking runs did not all start", interval=0.3)
+            run_from_project_page(page, "echo from-the-queue")
+            wait_status(page, "queued")
+            page.wait_for_selector("#queue-note[data-position='1']", timeout=LONG_WAIT_MS)
+            assert page.inner_text("#queue-note").startswith(
+                "queued — position 1, waiting for an executor"
+            )
+            page.screenshot(path=shots / "21-run-queued.png")
+            page.click("#cancel")
+            # Ended by the cancel itself: no slot has freed, the blockers still run.
+            wait_status(page, "cancelled")
+            assert all_running()
+        finally:
+            for blocker in blockers:
+                client.post(f"/commands/{blocker}/cancel")
+    assert "from-the-queue" not in page.inner_text("#log")
+
+
+def test_dark_mode_follows_the_system_and_the_toggle(
+    browser: Any, console_system: RdevSystem, page: Any, shots: Path
+) -> None:
+    dark = browser.new_context(
+        base_url=console_system.base_url,
+        viewport={"width": 1280, "height": 900},
+        color_scheme="dark",
+    )
+    try:
+        tab = dark.new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto("/")
+        tab.fill("#login-form input[name=api_key]", console_system.api_key)
+        tab.click("#login-form button[type=submit]")
+        tab.wait_for_selector("#projects")
+        tab.goto(f"/?command={FAILED_RUN['id']}")
+        tab.wait_for_selector("#run-status[data-status=failed]", timeout=LONG_WAIT_MS)
+        tab.wait_for_selector("#log .line.stderr")
+        body = tab.eval_on_selector("body", "el => getComputedStyle(el).backgroundColor")
+        assert sum(int(v) for v in body[4:-1].split(",")[:3]) < 120, f"not dark: {body}"
+        assert contrast(tab, "#run-command") >= 7
+        assert contrast(tab, "#run-status .badge") >= 4.5
+        assert tab.inner_text("#theme") == "Light mode"
+        tab.screenshot(path=shots / "22-dark-mode-failed-run.png")
+    finally:
+        dark.close()
+
+    # A light system: the toggle switches to dark, and the choice is remembered.
+    page.goto(f"/?project={PROJECT}")
+    page.wait_for_selector("#run-form")
+    assert page.inner_text("#theme") == "Dark mode"
+    page.click("#theme")
+    page.wait_for_selector("html[data-theme=dark]")
+    page.reload()
+    page.wait_for_selector("html[data-theme=dark]")
+    body = page.eval_on_selector("body", "el => getComputedStyle(el).backgroundColor")
+    assert sum(int(v) for v in body[4:-1].split(",")[:3]) < 120
+    page.screenshot(path=shots / "23-dark-mode-toggled.png", full_page=True)
+    page.click("#theme")
+    page.wait_for_selector("html[data-theme=light]")
+
+
+def test_ansi_black_on_green_is_readable(page: Any) -> None:
+    run_from_project_page(page, r"printf '\033[30;42mtmp\033[0m \033[30mdim\033[0m\n'")
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    page.wait_for_selector("#log .line .txt span.bg-2")
+    assert contrast(page, "#log .line .txt span.bg-2") >= 4.5
+    assert contrast(page, "#log .line .txt span.fg-0:not(.bg-2)") >= 4.5
+
+
+def test_narrow_screen_has_no_sideways_overflow(
+    browser: Any, console_system: RdevSystem, shots: Path
+) -> None:
+    phone = browser.new_context(
+        base_url=console_system.base_url, viewport={"width": 390, "height": 844}
+    )
+    try:
+        tab = phone.new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto("/")
+        tab.fill("#login-form input[name=api_key]", console_system.api_key)
+        tab.click("#login-form button[type=submit]")
+        tab.wait_for_selector("#create-project")
+        for view in ("/", f"/?project={PROJECT}", f"/?command={FAILED_RUN['id']}"):
+            tab.goto(view)
+            tab.wait_for_selector("#create-project, #history table, #log .line")
+            width = tab.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= 390, f"{view} is {width} px wide at 390 px"
+            wide = tab.eval_on_selector_all(
+                "input.wide", "els => els.map(e => e.getBoundingClientRect().right)"
+            )
+            assert all(right <= 390 for right in wide), wide
+        tab.goto(f"/?project={PROJECT}")
+        tab.wait_for_selector("#history table")
+        tab.screenshot(path=shots / "24-project-at-390px.png", full_page=True)
+    finally:
+        phone.close()
+
+
+def test_project_id_pattern_is_valid_under_the_v_flag(page: Any) -> None:
+    page.goto("/")
+    page.wait_for_selector("#create-project")
+    valid = page.eval_on_selector(
+        "#create-project input[name=id]",
+        "el => { try { new RegExp(`^(?:${el.pattern})$`, 'v'); return true; }"
+        " catch { return false; } }",
+    )
+    assert valid, "the browser ignores a pattern that does not compile under the v flag"
+    page.fill("#create-project input[name=id]", "Bad_Id")
+    assert page.eval_on_selector(
+        "#create-project input[name=id]", "el => el.validity.patternMismatch"
+    )
+    page.fill("#create-project input[name=id]", "good-id-1")
+    assert not page.eval_on_selector(
+        "#create-project input[name=id]", "el => el.validity.patternMismatch"
+    )

@@ -15,8 +15,18 @@ from rdev_cli import keys_cmd, projects_cmd, runs, session_cmd, status_cmd, webh
 # and `rdev run` starts as fast as ssh.
 OPERATOR_GROUPS = ("audit", "events")
 
+class _Described(typer.core.TyperGroup):
+    """The command tree, its flags and values described in words before it runs."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        _describe_values(self)
+        return super().make_context(*args, **kwargs)
+
+
 app = typer.Typer(
-    help="rdev: run commands in project workspaces, stream their output.", no_args_is_help=True
+    cls=_Described,
+    help="rdev: run commands in project workspaces, stream their output.",
+    no_args_is_help=True,
 )
 
 
@@ -109,9 +119,7 @@ def main() -> None:
     first = sys.argv[1] if len(sys.argv) > 1 else "--help"
     if first in OPERATOR_GROUPS or first.startswith("-") or "_RDEV_COMPLETE" in os.environ:
         _add_operator_groups()
-    command = typer.main.get_command(app)
-    _describe_values(command)
-    command(prog_name="rdev")
+    app()
 
 
 def _describe_values(command: Any) -> None:

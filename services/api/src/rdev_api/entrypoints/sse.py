@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from rdev_api.service_layer.ports import RunReader, StoredEvent
-from rdev_common import subjects
+from rdev_common import run_state, subjects
 from rdev_common.events import (
     CommandCompleted,
     CommandQueued,
@@ -120,6 +120,9 @@ def render_completed(seq: int, done: CommandCompleted, extra: dict[str, Any]) ->
         "truncated": done.truncated,
         **extra,
     }
+    state = run_state.state_of("completed", reason, done.exit_code)
+    data["state"] = state
+    data["state_label"] = run_state.label(state, reason, done.exit_code)
     dropped = done.output_dropped_bytes
     if dropped:
         data["output_dropped_bytes"] = dropped

@@ -78,3 +78,25 @@ document.getElementById('logout').addEventListener('click', async () => {
 });
 
 render();
+
+// Light or dark: the system's preference until the reader picks one, remembered here.
+const THEME_KEY = 'rdev-theme';
+const themeButton = document.getElementById('theme');
+
+function currentTheme() {
+  const chosen = document.documentElement.dataset.theme;
+  if (chosen) return chosen;
+  return window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
+function applyTheme(theme) {
+  if (theme) document.documentElement.dataset.theme = theme;
+  themeButton.textContent = currentTheme() === 'dark' ? 'Light mode' : 'Dark mode';
+}
+
+applyTheme(localStorage.getItem(THEME_KEY));
+themeButton.addEventListener('click', () => {
+  const next = currentTheme() === 'dark' ? 'light' : 'dark';
+  localStorage.setItem(THEME_KEY, next);
+  applyTheme(next);
+});

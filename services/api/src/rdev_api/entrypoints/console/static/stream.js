@@ -24,6 +24,7 @@ export class RunStream {
       this.failures = 0;
       this.handlers.connected?.(JSON.parse(e.data));
     });
+    source.addEventListener('queued', (e) => this.handlers.queued?.(JSON.parse(e.data)));
     source.addEventListener('output', (e) => this.handlers.output?.(JSON.parse(e.data), e.lastEventId));
     source.addEventListener('complete', (e) => {
       this.finish();

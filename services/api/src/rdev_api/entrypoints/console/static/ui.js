@@ -25,6 +25,29 @@ export function badge(text) {
   return h('span', { className: `badge ${String(value).toLowerCase()}` }, value);
 }
 
+// A run's state in the words and colour every rdev surface uses (API `state`,
+// `state_label`; derived for a server that predates them).
+export function runState(cmd) {
+  if (cmd.state) return cmd.state;
+  if (cmd.status !== 'completed') return cmd.status;
+  if (cmd.reason === 'exited') return cmd.exit_code === 0 ? 'succeeded' : 'failed';
+  if (cmd.reason === 'timeout') return 'timed_out';
+  if (cmd.reason === 'cancelled' || cmd.reason === 'lost') return cmd.reason;
+  return 'failed';
+}
+
+export function stateLabel(cmd) {
+  if (cmd.state_label) return cmd.state_label;
+  const state = runState(cmd);
+  if (state === 'failed') return cmd.reason === 'error' ? 'failed (rdev error)' : `failed (exit ${cmd.exit_code})`;
+  return state.replace('_', ' ');
+}
+
+export function stateBadge(cmd) {
+  const state = runState(cmd);
+  return h('span', { className: `badge state ${state}`, dataset: { state } }, stateLabel(cmd));
+}
+
 export function formatDuration(ms) {
   if (ms === null || ms === undefined) return '—';
   if (ms < 1000) return `${ms} ms`;

@@ -1,9 +1,9 @@
 // One project: run a command, browse its history.
 import * as api from './api.js';
 import { navigate } from './nav.js';
-import { badge, failure, formatDuration, formatTime, formValues, h, link, notice, table } from './ui.js';
+import { failure, formatDuration, formatTime, formValues, h, link, notice, stateBadge, table } from './ui.js';
 
-const STATUSES = ['', 'queued', 'running', 'completed'];
+const STATUSES = ['', 'queued', 'running', 'succeeded', 'failed', 'timed out', 'cancelled', 'lost'];
 const REFRESH_MS = 3000;
 
 export async function projectView(main, projectId, params) {
@@ -49,20 +49,20 @@ function runForm(projectId) {
 
 function statusFilter(projectId, current) {
   const select = h('select', { name: 'status', id: 'history-status' },
-    STATUSES.map((s) => h('option', { value: s, selected: s === current }, s || 'any status')));
+    STATUSES.map((s) => h('option', { value: s, selected: s === current }, s || 'any state')));
   select.addEventListener('change', () => {
     const qs = new URLSearchParams({ project: projectId });
     if (select.value) qs.set('status', select.value);
     navigate(`/?${qs}`);
   });
-  return h('div', { className: 'inline' }, h('label', {}, 'Status', select));
+  return h('div', { className: 'inline' }, h('label', {}, 'State', select));
 }
 
 export function commandsTable(rows) {
   return table(
     [
       ['Command', (c) => link(`/?command=${api.enc(c.id)}`, h('code', {}, c.command))],
-      ['Status', (c) => badge(c.status === 'completed' ? c.reason || 'completed' : c.status)],
+      ['State', (c) => stateBadge(c)],
       ['Exit', (c) => (c.exit_code ?? '—')],
       ['Duration', (c) => formatDuration(c.duration_ms)],
       ['Priority', (c) => c.priority],

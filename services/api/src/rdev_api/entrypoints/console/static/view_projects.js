@@ -23,7 +23,7 @@ function createForm() {
   const form = h(
     'form',
     { className: 'inline', id: 'create-project' },
-    h('label', {}, 'Id', h('input', { name: 'id', required: true, pattern: '[a-z0-9][a-z0-9-]*', placeholder: 'my-project' })),
+    h('label', {}, 'Id', h('input', { name: 'id', required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}', title: 'a-z, 0-9 and -, starting with a letter or digit', placeholder: 'my-project' })),
     h('label', {}, 'Workdir (absolute path on the server)', h('input', { name: 'workdir', required: true, className: 'wide', placeholder: '/srv/checkouts/my-project' })),
     h('button', { type: 'submit' }, 'Create project'),
   );
