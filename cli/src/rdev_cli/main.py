@@ -15,6 +15,7 @@ from rdev_cli import keys_cmd, projects_cmd, runs, session_cmd, status_cmd, webh
 # and `rdev run` starts as fast as ssh.
 OPERATOR_GROUPS = ("audit", "events")
 
+
 class _Described(typer.core.TyperGroup):
     """The command tree, its flags and values described in words before it runs."""
 
