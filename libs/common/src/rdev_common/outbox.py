@@ -43,6 +43,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rdev_common.db import outage
 from rdev_common.db.engine import sqlite_file
 from rdev_common.db.tables import OutboxColumns, OutboxRow
 
@@ -204,7 +205,8 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 failures += 1
-                log.warning("outbox relay failed, will retry", error=type(exc).__name__)
+                if not outage.said(exc):
+                    log.warning("outbox relay failed, will retry", error=type(exc).__name__)
             if failures:
                 # The broker away: back off, deaf to wake-ups (a commit a second would
                 # otherwise retry at once, each pass waiting out its publish timeout).

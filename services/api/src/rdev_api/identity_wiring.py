@@ -34,6 +34,7 @@ from rdev_api.service_layer.ports import (
 )
 from rdev_api.service_layer.project_service import current_secrets
 from rdev_api.settings import ApiSettings
+from rdev_common.db import outage
 from rdev_common.outbox import OutboxRelay, nats_publisher
 from rdev_common.sealing import Sealer
 from rdev_common.streams import ADMIN, ensure_rate_limit_stream
@@ -66,7 +67,8 @@ async def _flush_usage_forever(services: Services, every_s: float) -> None:
         try:
             await flush_usage(services.uow(), services.key_usage)
         except Exception as exc:
-            log.warning("last_used_at flush failed", error=type(exc).__name__)
+            if not outage.said(exc):
+                log.warning("last_used_at flush failed", error=type(exc).__name__)
 
 
 async def _sync_secrets(uow: UnitOfWork, store: SecretStore) -> None:
@@ -128,7 +130,7 @@ async def identity_parts(
         poll_s=settings.outbox_poll_s,
         keep_s=settings.outbox_keep_s,
     )
-    cache = IdentityCache(settings.identity_cache_ttl_s)
+    cache = IdentityCache(settings.identity_cache_ttl_s, stale_s=settings.identity_cache_stale_s)
     if sealer is None:
         log.warning(
             "RDEV_SECRETS_KEY is not set: project secrets are written to the broker unsealed"

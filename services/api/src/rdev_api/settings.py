@@ -33,6 +33,8 @@ class ApiSettings(CommonSettings):
     key_rotation_grace_s: float = Field(default=3600.0, ge=0, le=7 * 86400)
     last_used_flush_s: float = Field(default=30.0, gt=0)
     identity_cache_ttl_s: float = Field(default=30.0, gt=0)
+    # How much longer a cached key or project is used while the database is unreachable.
+    identity_cache_stale_s: float = Field(default=900.0, ge=0)
     outbox_relay_enabled: bool = True
     outbox_poll_s: float = Field(default=0.5, gt=0)
     outbox_keep_s: float = Field(default=86400.0, ge=0)

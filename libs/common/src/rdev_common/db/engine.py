@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import URL, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from rdev_common.db import outage
 from rdev_common.telemetry import instrument_engine
 
 
@@ -36,8 +37,18 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # A database that does not answer fails a connection attempt in 5 s, not the
+        # operating system's minutes: requests get their 503 while it is away.
+        engine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            pool_timeout=10,
+            connect_args={"connect_timeout": 5},
+        )
     instrument_engine(engine)
+    outage.watch(engine)
     return engine
 
 

@@ -4,12 +4,16 @@ Authentication and project look-ups happen on every request; the cache answers t
 from memory. Entries are dropped when an admin event about them arrives (every replica
 consumes RDEV_ADMIN), at once on the replica that made the change, and after `ttl_s`
 as a backstop. A load that raced with an invalidation is not stored (generation check).
+
+While the database is unreachable, an entry past its `ttl_s` is still used for up to
+`stale_s` more (docs/security.md says why that is safe): requests that need nothing
+else from the database keep working through an outage.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -22,13 +26,15 @@ from rdev_api.service_layer.ports import (
     SessionRepository,
     UnitOfWork,
 )
+from rdev_common.db.outage import is_unavailable
 
 T = TypeVar("T")
 
 
 class _Entries(Generic[T]):
-    def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, ttl_s: float, clock: Callable[[], float], stale_s: float = 0.0) -> None:
         self.ttl_s = ttl_s
+        self.stale_s = stale_s
         self.clock = clock
         self.items: dict[str, tuple[T, float]] = {}
 
@@ -38,14 +44,26 @@ class _Entries(Generic[T]):
             return None
         return found[0]
 
+    def stale(self, key: str | None) -> T | None:
+        """The entry even past its ttl, for up to `stale_s` more (the database is away)."""
+        found = self.items.get(key) if key else None
+        if found is None or found[1] + self.stale_s < self.clock():
+            return None
+        return found[0]
+
     def put(self, key: str, value: T) -> None:
         self.items[key] = (value, self.clock() + self.ttl_s)
 
 
 class IdentityCache:
-    def __init__(self, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.keys: _Entries[ApiKey] = _Entries(ttl_s, clock)
-        self.projects: _Entries[Project] = _Entries(ttl_s, clock)
+    def __init__(
+        self,
+        ttl_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        stale_s: float = 900.0,
+    ) -> None:
+        self.keys: _Entries[ApiKey] = _Entries(ttl_s, clock, stale_s)
+        self.projects: _Entries[Project] = _Entries(ttl_s, clock, stale_s)
         self.by_hash: dict[str, str] = {}
         self.generation = 0
 
@@ -75,6 +93,20 @@ class IdentityCache:
             self.projects.put(project.id, project)
 
 
+async def _load_or_stale(
+    load: Awaitable[T | None], stale: Callable[[], T | None]
+) -> tuple[T | None, bool]:
+    """(`load`, True), or (the stale entry, False) when the database cannot be reached:
+    a stale entry is not stored again, so the outage does not extend its life."""
+    try:
+        return await load, True
+    except Exception as exc:
+        kept = stale() if is_unavailable(exc) else None
+        if kept is None:
+            raise
+        return kept, False
+
+
 class CachedProjects:
     def __init__(self, inner: ProjectRepository, cache: IdentityCache, dirty: set[str]) -> None:
         self.inner = inner
@@ -85,8 +117,10 @@ class CachedProjects:
         found = self.cache.projects.get(project_id)
         if found is None:
             generation = self.cache.generation
-            found = await self.inner.get(project_id)
-            if found is not None:
+            found, loaded = await _load_or_stale(
+                self.inner.get(project_id), lambda: self.cache.projects.stale(project_id)
+            )
+            if found is not None and loaded:
                 self.cache.store_project(found, generation)
         return found
 
@@ -119,8 +153,10 @@ class CachedApiKeys:
         found = self.cache.keys.get(key_id)
         if found is None:
             generation = self.cache.generation
-            found = await self.inner.get(key_id)
-            if found is not None:
+            found, loaded = await _load_or_stale(
+                self.inner.get(key_id), lambda: self.cache.keys.stale(key_id)
+            )
+            if found is not None and loaded:
                 self.cache.store_key(found, generation)
         return found
 
@@ -129,8 +165,10 @@ class CachedApiKeys:
         found = self.cache.keys.get(key_id) if key_id else None
         if found is None:
             generation = self.cache.generation
-            found = await self.inner.get_by_hash(secret_hash)
-            if found is not None:
+            found, loaded = await _load_or_stale(
+                self.inner.get_by_hash(secret_hash), lambda: self.cache.keys.stale(key_id)
+            )
+            if found is not None and loaded:
                 self.cache.store_key(found, generation)
         return found
 

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from rdev_common.db import outage
 from rdev_common.db.engine import sqlite_file
 
 log = structlog.get_logger()
@@ -148,7 +149,8 @@ async def acquire(lock: WriterLock, stop: asyncio.Event, poll_s: float) -> bool:
                     log.info("audit standby taking over: the writer lock is free")
                 return True
         except Exception as exc:  # the database is away: keep waiting
-            log.warning("audit writer lock not available", error=repr(exc))
+            if not outage.said(exc):
+                log.warning("audit writer lock not available", error=repr(exc))
         if not waiting:
             log.info("audit standby: another audit instance holds the writer lock; waiting for it")
             waiting = True

@@ -13,6 +13,7 @@ from rdev_audit.adapters.nats_feed import NatsPositionedFeed, OutOfOrder
 from rdev_audit.entrypoints.observed import projection_span
 from rdev_audit.service_layer.ports import Position, ProjectionUnitOfWork
 from rdev_audit.service_layer.projector import Resync, Source, current_position, project
+from rdev_common.db import outage
 
 log = structlog.get_logger()
 
@@ -59,6 +60,7 @@ class ProjectionLoop:
                 log.info("projection re-positioning", stream=stream, why=str(exc))
                 self.position = None
             except Exception as exc:  # database or broker away: retry from the recorded position
-                log.warning("projection step failed", stream=stream, error=repr(exc))
+                if not outage.said(exc):
+                    log.warning("projection step failed", stream=stream, error=repr(exc))
                 self.position = None
                 await asyncio.sleep(RETRY_DELAY_S)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.aio.msg import Msg
 
+from rdev_common.db import outage
 from rdev_common.metrics import observe_consumed
 from rdev_common.telemetry import consume_span
 from rdev_webhooks.adapters.nats_batches import PullBatches
@@ -55,9 +56,10 @@ class LifecycleIngest:
                 for msg in matched:
                     spans.enter_context(consume_span(msg))
                 added = await self.store.add_deliveries(batch.deliveries)
-        except Exception:
+        except Exception as exc:
             observe_consumed(self.durable, msgs, "error")
-            log.exception("recording deliveries failed; the batch will be redelivered")
+            if not outage.said(exc):
+                log.exception("recording deliveries failed; the batch will be redelivered")
             return
         if added:
             self.wake()

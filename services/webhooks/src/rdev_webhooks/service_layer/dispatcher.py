@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State, StateChange
+from rdev_common.db import outage
 from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
 log = structlog.get_logger()
@@ -55,7 +56,8 @@ class Dispatcher:
                 try:
                     await self.schedule_due()
                 except Exception as exc:  # database away: keep trying
-                    log.warning("scheduling failed", error=repr(exc))
+                    if not outage.said(exc):
+                        log.warning("scheduling failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
                 self.wake.clear()

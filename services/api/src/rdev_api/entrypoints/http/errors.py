@@ -9,11 +9,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from rdev_api.entrypoints.http.ids import PATTERN_WORDS
 from rdev_common import errors
+from rdev_common.db import outage
 from rdev_common.metrics import RATE_LIMIT_REJECTIONS
 
 log = structlog.get_logger()
@@ -149,6 +151,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request that needs the database while it is away: 503 and when to retry, with
+    no traceback (the outage is logged once, when it begins; see rdev_common.db.outage)."""
+    if not outage.is_unavailable(exc):
+        return await _unexpected(request, exc)
+    outage.DATABASE.failed(exc)
+    return error_response(
+        503,
+        "unavailable",
+        "database unavailable",
+        {"dependency": "database"},
+        headers={"Retry-After": str(outage.RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", error=type(exc).__name__)
     return error_response(500, "internal", "internal error")
@@ -158,4 +175,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.RdevError, _rdev_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(sql_errors.DBAPIError, _database_error)
+    app.add_exception_handler(sql_errors.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
