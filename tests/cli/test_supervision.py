@@ -26,7 +26,7 @@ def idle_stop_bound_s() -> float:
     takes that much longer to be scheduled, but never to the 15 s and more of a service
     waiting out its SIGKILL or a 30 s drain timeout, the faults this catches."""
     per_cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
-    return min(12.0, 3.0 * max(1.0, per_cpu))
+    return min(14.0, 3.0 * max(1.0, per_cpu))
 
 
 def process_state(pid: int) -> str | None:

@@ -1,16 +1,16 @@
-"""A database outage, said once: one log line when the database goes away, one when it
-is back, whatever the number of requests and retries in between."""
+"""Which database errors mean "unreachable", and an engine that reports its lost and new
+connections to `rdev_common.availability` (one log line per outage, each way)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import structlog
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-log = structlog.get_logger()
+from rdev_common.availability import CLASSIFIERS, DATABASE, Availability, said
+
+__all__ = ["DATABASE", "RETRY_AFTER_S", "is_unavailable", "said", "watch"]
 
 # What a client is told to wait before trying again while the database is away.
 RETRY_AFTER_S = 5
@@ -26,33 +26,8 @@ def is_unavailable(error: BaseException) -> bool:
     )
 
 
-class Availability:
-    """Whether this process's database answered last time, logged on each change only."""
-
-    def __init__(self) -> None:
-        self.down_since: float | None = None
-
-    @property
-    def down(self) -> bool:
-        return self.down_since is not None
-
-    def failed(self, error: BaseException) -> None:
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-            reason = getattr(error, "orig", None) or error
-            log.warning(
-                "database unavailable", error=type(reason).__name__, detail=str(reason)[:200]
-            )
-
-    def answered(self) -> None:
-        if self.down_since is not None:
-            outage_s = round(time.monotonic() - self.down_since, 1)
-            self.down_since = None
-            log.info("database available again", outage_s=outage_s)
-
-
-# One database per service process: its engine reports here (see `watch`).
-DATABASE = Availability()
+if is_unavailable not in CLASSIFIERS:
+    CLASSIFIERS.append(is_unavailable)
 
 
 def watch(engine: AsyncEngine, availability: Availability = DATABASE) -> None:
@@ -68,12 +43,3 @@ def watch(engine: AsyncEngine, availability: Availability = DATABASE) -> None:
 
     event.listen(engine.sync_engine, "handle_error", on_error)
     event.listen(engine.sync_engine, "connect", on_connect)
-
-
-def said(error: BaseException) -> bool:
-    """True when `error` is the database being away: it is reported (once, for the whole
-    outage) and the caller, about to retry, need not log it again."""
-    if is_unavailable(error):
-        DATABASE.failed(error)
-        return True
-    return False

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from rdev_common import availability
 from rdev_common.circuit_breaker import BreakerPolicy, CircuitBreaker, State, StateChange
-from rdev_common.db import outage
 from rdev_webhooks.service_layer.attempt import AttemptContext, run_attempt
 
 log = structlog.get_logger()
@@ -56,7 +56,7 @@ class Dispatcher:
                 try:
                     await self.schedule_due()
                 except Exception as exc:  # database away: keep trying
-                    if not outage.said(exc):
+                    if not availability.said(exc):
                         log.warning("scheduling failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
