@@ -26,6 +26,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from nats.aio.client import Client
@@ -33,10 +34,10 @@ from nats.aio.msg import Msg
 
 from rdev_common import pull, streams, subjects
 from rdev_common.events import CloudEvent, CommandRequested, Priority
-from rdev_executor.adapters.nats_project_slots import NatsProjectSlots
 from rdev_executor.domain import scheduling
 from rdev_executor.entrypoints.run_input import InputRouter
 from rdev_executor.entrypoints.run_observer import observe_run
+from rdev_executor.service_layer.ports import ProjectSlots
 from rdev_executor.service_layer.runner import Prepared, RunControl, Runner
 
 log = structlog.get_logger()
@@ -69,7 +70,7 @@ class PriorityLoop:
         ack_wait_s: float,
         sweep_interval_s: float,
         aging_s: float = 30.0,
-        slots: NatsProjectSlots | None = None,
+        slots: ProjectSlots[Any] | None = None,
         input_max_bytes: int = 1024**3,
     ) -> None:
         self.nc = nc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from rdev_common.events import CommandRequested, EventData, OutputBatch
 from rdev_executor.domain.output import Batch
@@ -136,3 +136,16 @@ class Spool(Protocol):
     """The executor's room on disk for output the broker cannot take yet, bounded."""
 
     def open(self, command_id: str) -> RunSpool: ...
+
+
+LeaseT = TypeVar("LeaseT")
+
+
+class ProjectSlots(Protocol[LeaseT]):
+    """A project's concurrency slots, shared by every executor."""
+
+    async def acquire(self, project: str, limit: int) -> LeaseT | None:
+        """A free slot of the project, or None when all `limit` slots are held."""
+        ...
+
+    async def release(self, lease: LeaseT) -> None: ...
