@@ -99,3 +99,11 @@ async def feed(
     if close:
         await writer.send(Op.EOF)
     return Fed(sent, close)
+
+
+async def control(
+    port: RunInput, log: CommandLog, principal: Principal, command_id: str, op: Op, data: bytes
+) -> None:
+    """A resize or a signal, applied once the run runs."""
+    state = await open_run(log, principal, command_id)
+    await Writer(port, log, state).send(op, data)

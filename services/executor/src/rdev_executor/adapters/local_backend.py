@@ -12,6 +12,7 @@ from rdev_common import validation
 from rdev_common.errors import ValidationFailed
 from rdev_common.events import CommandRequested
 from rdev_executor.adapters.local_input import stdin_close, stdin_write
+from rdev_executor.adapters.local_pty import PtyProcess, start_pty
 from rdev_executor.adapters.process_guard import ProcessGuard
 from rdev_executor.service_layer.ports import Chunk
 
@@ -108,7 +109,9 @@ class LocalBackend:
         self.pipe_size = pipe_size_for(concurrency)
         self.guard = guard
 
-    async def start(self, request: CommandRequested, extra_env: dict[str, str]) -> LocalProcess:
+    async def start(
+        self, request: CommandRequested, extra_env: dict[str, str]
+    ) -> LocalProcess | PtyProcess:
         if not request.workdir or not os.path.isdir(request.workdir):  # noqa: ASYNC240
             raise FileNotFoundError(f"workspace {request.workdir!r} does not exist on this host")
         try:  # symlinks resolved here, on the host that runs the command
@@ -116,6 +119,8 @@ class LocalBackend:
         except ValidationFailed as exc:
             raise FileNotFoundError(exc.message) from exc
         env = {**self.env, **request.env, **extra_env}
+        if request.tty:
+            return await start_pty(request.command, cwd, env, request.tty, self.guard)
         # Both readers are set up before the spawn: once the command runs, nothing is
         # left to fail or be cancelled that would leave it running with no handle.
         owned: list[int] = []  # descriptors still to close here

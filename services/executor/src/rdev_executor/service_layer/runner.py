@@ -21,6 +21,7 @@ from rdev_executor.domain import outcome as outcomes
 from rdev_executor.domain.outcome import Outcome
 from rdev_executor.domain.output import OutputBatcher
 from rdev_executor.domain.redaction import Redactor
+from rdev_executor.domain.tty_output import TtyBatcher
 from rdev_executor.service_layer.output_pump import BatchPublisher, OutputPump, end_of_output
 from rdev_executor.service_layer.output_queue import OutputQueue
 from rdev_executor.service_layer.ports import (
@@ -137,7 +138,7 @@ class Runner:
             )
         )
         began = time.monotonic()
-        batcher = OutputBatcher(
+        batcher = (TtyBatcher if req.tty else OutputBatcher)(
             self.limits.max_line_chars,
             self.limits.batch_bytes,
             self.limits.cap_bytes,

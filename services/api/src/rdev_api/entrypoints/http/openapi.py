@@ -79,6 +79,8 @@ CONFLICTS = {
     ("post", "/projects"),
     ("delete", "/projects/{project_id}"),
     ("post", "/commands/{command_id}/cancel"),
+    ("post", "/commands/{command_id}/resize"),
+    ("post", "/commands/{command_id}/signal"),
 }
 # A run's stdin: a raw body streamed through (not JSON), bounded per run.
 STREAMED_BODIES = {("put", "/commands/{command_id}/stdin")}
