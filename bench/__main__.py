@@ -1,6 +1,7 @@
 """`python -m bench [name …]`: run the benchmarks one after another, each in its own process.
 
 Without names, every benchmark runs; `python -m bench latency stream` runs those two.
+`--quick` runs the growth and fanout benchmarks at sizes that take minutes, not an hour.
 Extra arguments for one benchmark: run its module directly (`python -m bench.bench_stream
 --help`).
 """
@@ -21,11 +22,15 @@ BENCHMARKS = [
     "webhooks",
     "replay",
     "tracing",
+    "growth",  # reading one run: empty store vs 1 M runs over 10 k projects
+    "fanout",  # 500 SSE watchers of one run, 200 runs at once, 1 → 2 → 4 executors
 ]
+SIZED = {"growth", "fanout"}  # take --quick
 
 
 def main() -> int:
-    chosen = sys.argv[1:] or BENCHMARKS
+    quick = "--quick" in sys.argv[1:]
+    chosen = [arg for arg in sys.argv[1:] if arg != "--quick"] or BENCHMARKS
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
@@ -37,7 +42,8 @@ def main() -> int:
             print(f"\n== {name}: not present, skipped", flush=True)
             continue
         t0 = time.monotonic()
-        code = subprocess.run([sys.executable, "-m", module], check=False).returncode
+        extra = ["--quick"] if quick and name in SIZED else []
+        code = subprocess.run([sys.executable, "-m", module, *extra], check=False).returncode
         print(f"== {name}: exit {code} after {time.monotonic() - t0:.0f} s", flush=True)
         if code:
             failed.append(name)

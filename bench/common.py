@@ -124,13 +124,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _wait_ready(system: System, timeout: float) -> None:
+def _wait_ready(system: System, timeout: float, log_from: int = 0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if system.process.poll() is not None:
             raise RuntimeError(f"rdev up exited: {_log_tail(system.data_dir)}")
         # `rdev up` says so once the api and every service answer their /readyz.
-        if b"rdev: up at" in (system.data_dir / "rdev-up.log").read_bytes():
+        if b"rdev: up at" in (system.data_dir / "rdev-up.log").read_bytes()[log_from:]:
             return
         time.sleep(0.1)
     raise RuntimeError(f"rdev up not ready after {timeout}s: {_log_tail(system.data_dir)}")
@@ -142,10 +142,11 @@ def _log_tail(data_dir: Path) -> str:
 
 
 @contextmanager
-def rdev_system(**settings: str) -> Iterator[System]:
-    """Start `rdev up` with benchmark-friendly settings; stop it (and its tree) on exit."""
+def rdev_system(data_dir: Path | None = None, **settings: str) -> Iterator[System]:
+    """Start `rdev up` with benchmark-friendly settings; stop it (and its tree) on exit.
+    With `data_dir`, the system keeps its store there (started again on the same store)."""
     with tempfile.TemporaryDirectory(prefix="rdev-bench-") as tmp:
-        data_dir = Path(tmp)
+        data_dir = data_dir or Path(tmp)
         port = free_port()
         key = "rdev_bench_" + os.urandom(12).hex()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_")}
@@ -162,6 +163,7 @@ def rdev_system(**settings: str) -> Iterator[System]:
         )
         env.update(settings)
         with (data_dir / "rdev-up.log").open("ab") as log:
+            log_from = log.tell()
             process = subprocess.Popen(
                 [str(BIN / "rdev"), "up"],
                 env=env,
@@ -172,7 +174,7 @@ def rdev_system(**settings: str) -> Iterator[System]:
             )
         system = System(data_dir, port, key, process)
         try:
-            _wait_ready(system, 180)
+            _wait_ready(system, 180, log_from)
             yield system
         except BaseException:
             print(f"rdev up log tail:\n{_log_tail(data_dir)}", file=sys.stderr)
