@@ -3,7 +3,7 @@
 The same probes on one system, first with an empty store, then after filling it with
 `--runs` finished runs (requested, started, one output line, completed) over
 `--projects` projects, published directly to JetStream as `bench_replay` does (the
-system is stopped for the fill and started again on the same data dir):
+system is stopped for the fill and started again on the same data dir and broker):
 
 - e2e `true`: POST → 202, then the run's SSE until `complete`
 - GET /commands/{id} (a command of the probe project, and an old one of the fill)
@@ -16,7 +16,7 @@ time, and the CPU (user + system from /proc) the api and nats-server spent per r
 which a loaded machine disturbs far less than wall time. Ratio = filled / empty.
 
     .venv/bin/python -m bench.bench_growth [--runs 1000000] [--projects 10000] [--samples 50]
-    .venv/bin/python -m bench.bench_growth --quick     # 100,000 runs over 1,000 projects
+    .venv/bin/python -m bench.bench_growth --quick     # 50,000 runs over 500 projects
 
 Before the second start, the executors' and webhooks' durable consumers are moved past
 the filled events (acknowledged in bulk), as after a long steady state; the audit
@@ -127,61 +127,53 @@ async def _drain(js: Any, stream: str, durable: str, subject: str) -> int:
     return acked
 
 
-async def fill(data_dir: Path, runs: int, projects: int) -> tuple[list[tuple[str, str]], float]:
-    """Publish `runs` finished runs into the system's stopped store; returns a few old
-    (project, command id) pairs and the seconds the fill took."""
+async def fill(url: str, runs: int, projects: int) -> tuple[list[tuple[str, str]], float]:
+    """Publish `runs` finished runs while the system is stopped (its broker stays up);
+    returns a few old (project, command id) pairs and the seconds the fill took."""
     t0 = time.monotonic()
-    server = EmbeddedNats(data_dir / "nats")
-    server.start()
-    try:
-        nc = await connect(server.url, "bench-growth-fill")
-        js = nc.jetstream(publish_async_max_pending=WINDOW * 2)
-        await ensure_streams(js, CommonSettings())
-        for priority in Priority:
-            await js.add_consumer(COMMANDS, executor_consumer(priority, 30.0).config)
-        await js.add_consumer(LIFECYCLE, lifecycle_consumer("webhooks").config)
-        t = _templates()
-        ids = list(_fill_ids(runs, projects))
-        old = ids[: 2 * projects : max(1, projects // 5)][:10]
-        cid_b, proj_b = CID.encode(), PROJ.encode()
+    nc = await connect(url, "bench-growth-fill")
+    js = nc.jetstream(publish_async_max_pending=WINDOW * 2)
+    await ensure_streams(js, CommonSettings())
+    for priority in Priority:
+        await js.add_consumer(COMMANDS, executor_consumer(priority, 30.0).config)
+    await js.add_consumer(LIFECYCLE, lifecycle_consumer("webhooks").config)
+    t = _templates()
+    ids = list(_fill_ids(runs, projects))
+    old = ids[: 2 * projects : max(1, projects // 5)][:10]
+    cid_b, proj_b = CID.encode(), PROJ.encode()
 
-        def event(kind: str, project: str, cid: str) -> bytes:
-            return t[kind].replace(cid_b, cid.encode()).replace(proj_b, project.encode())
+    def event(kind: str, project: str, cid: str) -> bytes:
+        return t[kind].replace(cid_b, cid.encode()).replace(proj_b, project.encode())
 
-        before = (await js.stream_info(RUNS)).state.messages
-        await _publish(
-            js,
-            (
-                (subjects.command(Priority.NORMAL, p, c), event("requested", p, c), None)
-                for p, c in ids
-            ),
-            "requested",
-            runs,
-        )
-        # Sourced into RDEV_RUNS before the run's own events, as in a real run.
-        while (await js.stream_info(RUNS)).state.messages < before + runs:
-            await asyncio.sleep(0.5)
+    before = (await js.stream_info(RUNS)).state.messages
+    await _publish(
+        js,
+        ((subjects.command(Priority.NORMAL, p, c), event("requested", p, c), None) for p, c in ids),
+        "requested",
+        runs,
+    )
+    # Sourced into RDEV_RUNS before the run's own events, as in a real run.
+    while (await js.stream_info(RUNS)).state.messages < before + runs:
+        await asyncio.sleep(0.5)
 
-        def run_events() -> Iterator[Message]:
-            for n, (p, c) in enumerate(ids):
-                yield subjects.run_event(p, c, "started"), event("started", p, c), None
-                headers, payload = OutputBatch(
-                    command_id=c, stream="stdout", first_line=1, text=f"ok {n}\n".encode()
-                ).message(source="rdev/executor", project=p)
-                yield subjects.run_event(p, c, "output"), payload, headers
-                yield subjects.run_event(p, c, "completed"), event("completed", p, c), None
+    def run_events() -> Iterator[Message]:
+        for n, (p, c) in enumerate(ids):
+            yield subjects.run_event(p, c, "started"), event("started", p, c), None
+            headers, payload = OutputBatch(
+                command_id=c, stream="stdout", first_line=1, text=f"ok {n}\n".encode()
+            ).message(source="rdev/executor", project=p)
+            yield subjects.run_event(p, c, "output"), payload, headers
+            yield subjects.run_event(p, c, "completed"), event("completed", p, c), None
 
-        await _publish(js, run_events(), "runs", runs * 3)
-        lifecycle_total = 3 * runs
-        while (await js.stream_info(LIFECYCLE)).state.messages < lifecycle_total:
-            await asyncio.sleep(0.5)
-        for priority in Priority:
-            durable = executor_consumer(priority, 30.0).durable
-            await _drain(js, COMMANDS, durable, subjects.commands_of_priority(priority))
-        await _drain(js, LIFECYCLE, "webhooks-runs", ">")
-        await nc.close()
-    finally:
-        server.stop()
+    await _publish(js, run_events(), "runs", runs * 3)
+    lifecycle_total = 3 * runs
+    while (await js.stream_info(LIFECYCLE)).state.messages < lifecycle_total:
+        await asyncio.sleep(0.5)
+    for priority in Priority:
+        durable = executor_consumer(priority, 30.0).durable
+        await _drain(js, COMMANDS, durable, subjects.commands_of_priority(priority))
+    await _drain(js, LIFECYCLE, "webhooks-runs", ">")
+    await nc.close()
     return old, time.monotonic() - t0
 
 
@@ -282,16 +274,20 @@ def main(args: argparse.Namespace) -> int:
     report = Report("growth", "growth: reading one run, empty store vs filled store")
     report.header()
     data_dir = Path(tempfile.mkdtemp(prefix="rdev-bench-growth-"))
+    # One broker for both phases: the system is stopped for the fill, the broker is not
+    # (a broker recovering a large store can take longer to listen than `rdev up` waits).
+    broker = EmbeddedNats(data_dir / "broker")
+    broker.start()
     try:
-        with rdev_system(data_dir) as system:
+        with rdev_system(data_dir, RDEV_NATS_URL=broker.url) as system:
             system.create_project(PROBE)
             with system.client() as c:
                 for _ in range(60):  # a second page for the deep cursor
                     run_true(c, PROBE)
             empty = probes(system, args.samples, None, PROBE)
-        old, took = asyncio.run(fill(data_dir, args.runs, args.projects))
+        old, took = asyncio.run(fill(broker.url, args.runs, args.projects))
         report.note(f"filled {args.runs:,} runs over {args.projects:,} projects in {took:.0f}s")
-        with rdev_system(data_dir) as system:
+        with rdev_system(data_dir, RDEV_NATS_URL=broker.url) as system:
             t0 = time.monotonic()
             wait_audit(system, 3 * args.runs, timeout=args.audit_timeout)
             report.note(f"audit caught up {time.monotonic() - t0:.0f}s after start")
@@ -304,6 +300,7 @@ def main(args: argparse.Namespace) -> int:
                 ratio = after[key] / before[key] if before[key] else float("nan")
                 report.add(name, key, after[key], "ms", f"empty {before[key]:.2f}, x{ratio:.2f}")
     finally:
+        broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     report.save()
     return 0
@@ -315,8 +312,8 @@ if __name__ == "__main__":
     parser.add_argument("--projects", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--audit-timeout", type=float, default=3600)
-    parser.add_argument("--quick", action="store_true", help="100,000 runs over 1,000 projects")
+    parser.add_argument("--quick", action="store_true", help="50,000 runs over 500 projects")
     ns = parser.parse_args()
     if ns.quick:
-        ns.runs, ns.projects, ns.samples = 100_000, 1_000, 30
+        ns.runs, ns.projects, ns.samples = 50_000, 500, 30
     sys.exit(main(ns))
