@@ -519,3 +519,84 @@ def test_project_id_pattern_is_valid_under_the_v_flag(page: Any) -> None:
     assert not page.eval_on_selector(
         "#create-project input[name=id]", "el => el.validity.patternMismatch"
     )
+
+
+LOG_FEATURES = (
+    "echo before; echo '::group::Build step'; echo inside-1; echo inside-2; "
+    "echo '::endgroup::'; echo '--- Tests'; echo test-line; echo oops-on-stderr >&2; "
+    "for i in 1 2 3 4; do printf 'progress %s%%\\r' $((i*25)); done; echo; echo after"
+)
+
+
+def visible_texts(page: Any) -> list[str]:
+    return list(
+        page.eval_on_selector_all(
+            "#log .line[id]",
+            "rows => rows.filter(r => r.offsetParent !== null)"
+            ".map(r => r.querySelector('.txt').textContent)",
+        )
+    )
+
+
+def test_log_sections_fold_progress_collapses_and_stderr_filters(page: Any, shots: Path) -> None:
+    run_from_project_page(page, LOG_FEATURES)
+    page.wait_for_selector("#exit-code[data-exit-code='0']", timeout=LONG_WAIT_MS)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#log .line .txt')]"
+        ".some(t => t.textContent === 'after')"
+    )
+    shown = visible_texts(page)
+    progress = [t for t in shown if t.startswith("progress")]
+    assert progress == ["progress 100%"], shown
+    assert "inside-1" in shown
+    page.click("#log .line.group-head[data-group-name='Build step'] .txt")
+    shown = visible_texts(page)
+    assert "inside-1" not in shown and "inside-2" not in shown and "before" in shown
+    assert "::group::Build step" in shown, "the head stays, folded"
+    page.click("#log .line.group-head[data-group-name='Tests'] .txt")
+    assert "test-line" not in visible_texts(page)
+    page.screenshot(path=shots / "25-log-sections-folded.png")
+    page.click("#log .line.group-head[data-group-name='Tests'] .txt")
+    assert "test-line" in visible_texts(page)
+    page.check("#stderr-only")
+    assert visible_texts(page) == ["oops-on-stderr"]
+    page.uncheck("#stderr-only")
+
+
+def test_search_a_100000_line_log(page: Any, shots: Path) -> None:
+    """The log viewer itself, fed 100,000 lines as the stream would feed them."""
+    page.goto(f"/?project={PROJECT}")
+    page.wait_for_selector("#run-form")
+    page.evaluate(
+        """async () => {
+          const { LogView } = await import('/console/logview.js');
+          const main = document.getElementById('main');
+          main.replaceChildren();
+          const log = new LogView(main);
+          for (let n = 1; n <= 100000; n += 1) log.add(n, 'stdout', String(n));
+        }"""
+    )
+    page.wait_for_function(
+        "() => document.querySelectorAll('#log .line[id]').length >= 100000", timeout=LONG_WAIT_MS
+    )
+    page.fill("#log-search", "9999")
+    expected = sorted(n for n in range(1, 100001) if "9999" in str(n))
+    page.wait_for_selector(
+        f"#log[data-matches='{len(expected)}']", state="attached", timeout=LONG_WAIT_MS
+    )
+    assert page.inner_text("#log-search-count") == f"1 of {len(expected)}"
+    assert page.get_attribute("#log", "data-current") == str(expected[0])
+    page.click("#search-next")
+    assert page.inner_text("#log-search-count") == f"2 of {len(expected)}"
+    assert page.get_attribute("#log", "data-current") == str(expected[1])
+    page.click("#search-prev")
+    page.click("#search-prev")
+    assert page.inner_text("#log-search-count") == f"{len(expected)} of {len(expected)}"
+    assert page.locator("#log .line.match").count() == len(expected)
+    current = page.locator("#log .line.match.current")
+    assert current.locator(".txt").inner_text() == str(expected[-1])
+    assert current.is_visible()
+    page.screenshot(path=shots / "26-search-100000-lines.png")
+    page.fill("#log-search", "no-such-text")
+    page.wait_for_selector("#log[data-matches='0']", state="attached", timeout=LONG_WAIT_MS)
+    assert page.inner_text("#log-search-count") == "no match"

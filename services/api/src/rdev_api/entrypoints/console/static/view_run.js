@@ -136,7 +136,7 @@ function handlers(parts, log, cancel) {
     },
     output(data) {
       if (parts.status.dataset.status === 'queued') setStatus(parts, { status: 'running' });
-      log.add(data.n, data.stream, data.line, data.partial);
+      log.add(data.n, data.stream, data.line, data.partial, data.cr);
       countLines();
     },
     failure(data) {
