@@ -169,7 +169,9 @@ def test_bearer_token_works_like_x_api_key(rdev: RdevSystem) -> None:
 
 
 def test_cookie_session_authenticates_sse(rdev: RdevSystem, project: str) -> None:
-    with httpx.Client(base_url=rdev.base_url, timeout=30) as browser:
+    # A browser sends its page's Origin with every state change; the api requires it there.
+    same_origin = {"Origin": rdev.base_url}
+    with httpx.Client(base_url=rdev.base_url, timeout=30, headers=same_origin) as browser:
         login = browser.post("/session", json={"api_key": rdev.api_key})
         assert login.status_code == 200
         cookie = login.headers["set-cookie"].lower()
