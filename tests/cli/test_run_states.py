@@ -352,3 +352,51 @@ def test_status_and_events_find_the_system_rdev_up_started(
     assert "RDEV_RUNS" in info.stdout
     elsewhere = rdev_cli(env, "events", "info")
     assert elsewhere.returncode != 0 and "rdev up" in elsewhere.stderr
+
+
+def in_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run `rdev args` with a pseudo-terminal as stdin, stdout and stderr."""
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [str(BIN / "rdev"), *args],
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "200"},
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+        close_fds=True,
+    )
+    os.close(child_fd)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([main_fd], [], [], RUN_TIMEOUT_S)
+            if not ready:
+                raise AssertionError(f"rdev {args} printed nothing for {RUN_TIMEOUT_S} s")
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = proc.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        os.close(main_fd)
+        if proc.poll() is None:
+            proc.kill()
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_states_are_coloured_and_times_relative(env: dict[str, str]) -> None:
+    code, shown = in_terminal(env, "run", "-p", PROJECT, "--", "echo hi; exit 3")
+    assert code == 3, shown
+    assert "hi" in shown
+    assert "failed (exit 3) after" in shown, "the run's last line says how it ended"
+    code, table = in_terminal(env, "history", "-p", PROJECT, "--limit", "5")
+    assert code == 0, table
+    assert "ago" in table, "times are relative on a terminal"
+    assert "\x1b[" in table, "states are coloured on a terminal"
+    assert "failed (exit 3)" in table
