@@ -12,6 +12,7 @@ from rdev_api.entrypoints.http.bounds import (
     Count,
     EnvChanges,
     EnvMap,
+    EnvName,
     Grace,
     Moment,
     Timeout,
@@ -146,7 +147,7 @@ class CommandPolicyIn(Strict):
     )
     allow: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
     deny: list[str] = Field(default_factory=list, description="globs, or `re:<regex>`")
-    allow_env: list[str] = Field(
+    allow_env: list[EnvName] = Field(
         default_factory=list,
         description="reserved variables (PATH, HOME, LD_*, …) this project's commands "
         "and env may set; none by default",
@@ -243,7 +244,7 @@ class ApiKeyCreate(Strict):
             ]
         },
     )
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     scopes: list[Scope] = Field(min_length=1, description="what the key may do")
     projects: list[str] | None = Field(default=None, description="null: every project")
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
@@ -260,7 +261,7 @@ class ApiKeyUpdate(Strict):
             "examples": [{"allowed_ips": ["10.0.0.0/8"], "expires_at": "2027-01-01T00:00:00Z"}]
         },
     )
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
     allowed_ips: list[str] | None = Field(default=None, description="CIDRs; null: anywhere")
     expires_at: Moment | None = None
     rate_limits: dict[str, RateLimitIn] | None = None
