@@ -58,9 +58,7 @@ def test_ctrl_c_interrupts_the_remote_command_and_the_run_ends_130(
     assert done["exit_code"] == 130, done
 
 
-def test_resize_of_a_run_without_a_terminal_is_a_conflict(
-    system: RdevSystem, project: str
-) -> None:
+def test_resize_of_a_run_without_a_terminal_is_a_conflict(system: RdevSystem, project: str) -> None:
     with system.client() as client:
         cid = submit(client, project, "sleep 30", stdin=True)
         r = client.post(f"/commands/{cid}/resize", json={"cols": 80, "rows": 24})

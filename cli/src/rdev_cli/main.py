@@ -97,7 +97,15 @@ app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command(
     name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(runs.run)
-for _command in (runs.rerun, runs.attach, runs.ps, runs.cancel, runs.history, runs.logs):
+for _command in (
+    runs.shell,
+    runs.rerun,
+    runs.attach,
+    runs.ps,
+    runs.cancel,
+    runs.history,
+    runs.logs,
+):
     app.command()(_command)
 app.command(name="status")(status_cmd.status)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rdev_cli import complete, output, stdin_forward
+from rdev_cli import complete, output, stdin_forward, terminal
 from rdev_cli.client import RdevClient
 from rdev_cli.errors import (
     EXIT_INTERRUPTED,
@@ -122,6 +122,9 @@ def run(
     no_stdin: Annotated[
         bool, typer.Option("--no-stdin", "-n", help="do not forward a piped stdin")
     ] = False,
+    tty_mode: Annotated[
+        bool, typer.Option("--tty", "-t", help="a terminal, like ssh -t (~. detaches)")
+    ] = False,
     as_json: Annotated[bool, output.JsonOption] = False,
 ) -> None:
     """Run a command in a project, like `ssh host cmd`: output here, remote exit code.
@@ -132,12 +135,15 @@ def run(
     """
     from rdev_cli.projects_cmd import parse_env
 
-    forward = not detach and not no_stdin and stdin_forward.carries_data()
+    forward = not tty_mode and not detach and not no_stdin and stdin_forward.carries_data()
 
     try:
         body: dict[str, Any] = {"command": " ".join(command), "priority": priority}
         if forward:
             body["stdin"] = True
+        if tty_mode:
+            terminal.require_terminal()
+            body["tty"] = terminal.size()
         if timeout is not None:
             body["timeout_s"] = timeout
         if env:
@@ -157,6 +163,9 @@ def run(
                 else:
                     typer.echo(created["id"])
                 return
+            if tty_mode:
+                code = int(terminal.session(client, project, body).get("exit_code", 255))
+                raise typer.Exit(code)
 
             def on_submitted(command_id: str) -> None:
                 signal.signal(signal.SIGINT, CancelOnInterrupt(command_id))
@@ -210,6 +219,9 @@ def attach(command_id: Annotated[str, CommandIdArgument]) -> None:
     try:
         with RdevClient() as client:
             state = client.data("GET", f"/commands/{command_id}", what=f"command {command_id!r}")
+            if state.get("tty") and state["status"] != "completed" and sys.stdin.isatty():
+                done = terminal.session(client, state["project"], command_id=command_id)
+                raise typer.Exit(int(done.get("exit_code", EXIT_REMOTE_FAILURE)))
             code = stream_run(client, state["project"], command_id)
     except CliError as error:
         report(error)
@@ -305,3 +317,25 @@ def logs(
         for chunk in response.iter_bytes():
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
+
+
+def shell(
+    project: Annotated[str, ProjectOption],
+    timeout: Annotated[
+        float | None, typer.Option(help="stop it after this many seconds", metavar="SECONDS")
+    ] = None,
+) -> None:
+    """A login shell in the project's workspace, in a terminal (`$SHELL -l`, else
+    /bin/sh); `~.` detaches, `exit` ends it."""
+    body: dict[str, Any] = {"command": 'exec "${SHELL:-/bin/sh}" -l', "priority": "high"}
+    if timeout is not None:
+        body["timeout_s"] = timeout
+    try:
+        terminal.require_terminal()
+        body["tty"] = terminal.size()
+        with RdevClient() as client:
+            code = int(terminal.session(client, project, body).get("exit_code", 255))
+    except CliError as error:
+        report(error)
+        raise typer.Exit(EXIT_REMOTE_FAILURE) from None
+    raise typer.Exit(code)
