@@ -57,7 +57,8 @@ def error_response(
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # pydantic ends a dict key's location with "[key]": the key itself names the field.
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "[key]")]
     return ".".join(parts) or "body"
 
 
