@@ -136,3 +136,35 @@ def test_executor_killed_during_an_interactive_run_ends_it_lost(
         # Nothing takes input for the run any more.
         r = client.put(f"/commands/{cid}/stdin", content=b"second\n")
     assert r.status_code == 409, r.text
+
+
+def test_a_key_of_another_project_cannot_send_input(system: RdevSystem, project: str) -> None:
+    system.create_project("stdin-other")
+    with system.client() as admin:
+        cid = submit(admin, project, "cat", stdin=True)
+        r = admin.post(
+            "/api-keys",
+            json={
+                "name": "other-project",
+                "scopes": ["commands:execute", "commands:read"],
+                "projects": ["stdin-other"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["data"]["secret"]
+        # A key of the run's own project without commands:execute cannot send either.
+        r = admin.post(
+            "/api-keys",
+            json={"name": "reader", "scopes": ["commands:read"], "projects": [project]},
+        )
+        reader = r.json()["data"]["secret"]
+    with httpx.Client(base_url=system.base_url, headers={"X-API-Key": secret}) as other:
+        assert other.put(f"/commands/{cid}/stdin", content=b"intruder\n").status_code == 404
+        r = other.post(f"/commands/{cid}/signal", json={"signal": "KILL"})
+        assert r.status_code == 404
+    with httpx.Client(base_url=system.base_url, headers={"X-API-Key": reader}) as read_only:
+        assert read_only.put(f"/commands/{cid}/stdin", content=b"reader\n").status_code == 403
+    with system.client() as admin:
+        assert admin.put(f"/commands/{cid}/stdin", content=b"owner\n").status_code == 200
+    assert completed(system, cid)["exit_code"] == 0
+    assert output(system, cid) == b"owner\n"
