@@ -156,3 +156,17 @@ def test_kubernetes_tests_can_target_a_real_cluster() -> None:
     target = makefile.split("\ntest-k8s-cluster:", 1)[1].split("\n\n", 1)[0]
     assert "RDEV_K8S_TEST_KUBECONFIG" in target
     assert "tests/kubernetes/test_real_cluster.py" in target
+
+
+def test_the_executor_spools_output_on_a_writable_volume(manifests: Manifests) -> None:
+    """With a read-only root filesystem, the output spool needs a volume of its own."""
+    pod = manifests.get("Deployment", "rdev-executor")["spec"]["template"]["spec"]
+    (executor,) = (c for c in pod["containers"] if c["name"] == "executor")
+    assert executor["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in executor.get("env", [])}
+    data_dir = env.get("RDEV_DATA_DIR")
+    assert data_dir, "RDEV_DATA_DIR unset: the spool would go to the read-only image"
+    mounts = {m["mountPath"]: m["name"] for m in executor["volumeMounts"]}
+    assert data_dir in mounts, f"{data_dir} is not a mounted volume"
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[data_dir])
+    assert "emptyDir" in volume or "persistentVolumeClaim" in volume
