@@ -78,13 +78,13 @@ async def test_second_replica_waits_then_takes_over(
     assert result.checked == total + 20
 
 
+# Only PostgreSQL: a SQLite file lock has no session to lose.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_writer_that_loses_its_session_steps_down(
     js, audit_env: dict[str, str], db: Db, db_url: str, tmp_path: Path
 ) -> None:
     """PostgreSQL ends the writer's lock session: it stops projecting and waits; the
     standby takes over, and the old writer becomes the standby."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a SQLite file lock has no session to lose")
     env = {**audit_env, "RDEV_STANDBY_POLL_S": "0.2", "RDEV_WRITER_CHECK_S": "0.5"}
     first = AuditProcess(env, tmp_path / "first.log")
     second = AuditProcess(env, tmp_path / "second.log")
