@@ -4,11 +4,14 @@ neither needs a Docker engine."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from typing import Any
 
 import pytest
+
+from rdev_common.nats_auth import generate_passwords, password_variable
 
 from .support import REPO, SERVICES, find_tool, load_documents
 
@@ -34,22 +37,37 @@ def compose_command() -> list[str] | None:
     return [standalone] if standalone else None
 
 
-def test_compose_config_is_valid() -> None:
+def compose_config(with_passwords: bool) -> subprocess.CompletedProcess[str]:
     command = compose_command()
     if command is None:
         pytest.skip(
             "neither the `docker compose` plugin nor `docker-compose` is installed "
             "(Debian package docker-compose provides the latter)"
         )
-    result = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_NATS_")}
+    if with_passwords:
+        env |= {password_variable(user): pw for user, pw in generate_passwords().items()}
+    return subprocess.run(
         [*command, "-f", str(COMPOSE_FILE), "config", "-q"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
+        env=env,
         check=False,
     )
+
+
+def test_compose_config_is_valid() -> None:
+    result = compose_config(with_passwords=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_refuses_to_start_without_broker_passwords() -> None:
+    """No well-known default: without the passwords the stack does not start at all."""
+    result = compose_config(with_passwords=False)
+    assert result.returncode != 0
+    assert "RDEV_NATS_" in result.stderr and "rdev nats-passwords" in result.stderr, result.stderr
 
 
 def test_compose_runs_the_whole_system(compose: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from rdev_common.broker import free_port
+from rdev_common.nats_auth import generate_passwords, password_variable
 from tests.e2e.sse_helpers import events_url, read_events, submit
 from tests.support import wait_for
 
@@ -42,6 +43,11 @@ PROJECT = "my-project"
 WORKDIR = f"/workspaces/{PROJECT}"
 
 
+def nats_passwords() -> dict[str, str]:
+    """A fresh password per broker identity, as `rdev nats-passwords` prints them."""
+    return {password_variable(user): pw for user, pw in generate_passwords().items()}
+
+
 @dataclass
 class Stack:
     command: list[str]
@@ -49,6 +55,7 @@ class Stack:
     name: str = field(default_factory=lambda: "rdevtest" + uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
     key: str = ""
+    passwords: dict[str, str] = field(default_factory=nats_passwords)
 
     @property
     def base_url(self) -> str:
@@ -58,6 +65,7 @@ class Stack:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("RDEV_")},
             **BUILD_ENV,
+            **self.passwords,
             "RDEV_API_PORT": str(self.port),
         }
         result = subprocess.run(
