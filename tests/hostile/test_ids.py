@@ -30,6 +30,7 @@ def test_a_malformed_command_id_is_a_422_on_every_route(rdev: RdevSystem, bad: s
             c.get(f"/commands/{bad}"),
             c.get(f"/commands/{bad}/output", params={"follow": "true"}, timeout=10),
             c.post(f"/commands/{bad}/cancel"),
+            c.post(f"/commands/{bad}/rerun"),
             c.get("/projects/ids/events", params={"stream_id": unquote(bad)}),
         ):
             field = "stream_id" if "events" in str(response.url) else "command_id"

@@ -128,7 +128,7 @@ async def cancel(
 
 @router.post("/commands/{command_id}/rerun", status_code=202, response_model=Envelope[CommandOut])
 async def rerun(
-    command_id: str,
+    command_id: CommandId,
     principal: PrincipalDep,
     services: ServicesDep,
     settings: SettingsDep,
