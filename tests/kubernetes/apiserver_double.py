@@ -158,6 +158,9 @@ class ApiServerDouble:
         self.exec_idle_timeout_s: float | None = None  # streamingConnectionIdleTimeout
         self.unpullable_images: set[str] = set()
         self.pull_backoff_s = 0.3
+        self.slow_pulls: dict[str, asyncio.Event] = {}  # image → its pull ends when set
+        self.extra_nodes: dict[str, dict[str, str]] = {}  # nodes an autoscaler added
+        self.nodes_changed = asyncio.Event()
         self.delete_after_s = 0.05  # the kubelet's grace period, shortened
         self.holds: dict[str, asyncio.Event] = {}  # method → requests wait until it is set
         self.held: Counter[str] = Counter()
@@ -333,6 +336,12 @@ class ApiServerDouble:
         if (pod := self.pods.get(key)) is not None and pod["metadata"]["uid"] == uid:
             del self.pods[key]
             self.changed(pod, "DELETED")
+
+    def add_node(self, name: str, labels: dict[str, str]) -> None:
+        """A node joins, as a cluster autoscaler adds one: pending pods may fit now."""
+        self.extra_nodes[name] = {**labels, "kubernetes.io/hostname": name}
+        changed, self.nodes_changed = self.nodes_changed, asyncio.Event()
+        changed.set()
 
     def add_finalizer(self, ns: str, name: str, finalizer: str = "rdev.test/stuck") -> None:
         """The pod's delete will never finish (a finalizer no controller removes)."""

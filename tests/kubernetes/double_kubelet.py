@@ -76,16 +76,16 @@ class Kubelet:
         if (pod := self.alive(key, uid)) is None:
             return
         selector = pod["spec"].get("nodeSelector") or {}
-        nodes = [
-            n for n, labels in NODES.items() if all(labels.get(k) == v for k, v in selector.items())
-        ]
-        if not nodes:
-            message = unschedulable_message(selector)
-            pod["status"]["conditions"] = [
-                condition("PodScheduled", False, "Unschedulable", message)
-            ]
-            d.changed(pod)
-            return  # no node will come: a double has no autoscaler
+        while not (nodes := self.fitting(selector)):
+            if not pod["status"]["conditions"]:
+                message = unschedulable_message(selector)
+                pod["status"]["conditions"] = [
+                    condition("PodScheduled", False, "Unschedulable", message)
+                ]
+                d.changed(pod)
+            await d.nodes_changed.wait()  # until a node joins (`add_node`), if ever
+            if (pod := self.alive(key, uid)) is None:
+                return
         pod["spec"]["nodeName"] = nodes[0]
         pod["status"].update(
             conditions=[
@@ -103,6 +103,10 @@ class Kubelet:
         )
         d.changed(pod)
         image = pod["spec"]["containers"][0]["image"]
+        if (pulled := d.slow_pulls.get(image)) is not None:
+            await pulled.wait()
+            if (pod := self.alive(key, uid)) is None:
+                return
         while image in d.unpullable_images:
             for reason, message in (
                 (
@@ -123,6 +127,12 @@ class Kubelet:
         if (pod := self.alive(key, uid)) is None:
             return
         self.post_running(pod)
+
+    def fitting(self, selector: dict[str, str]) -> list[str]:
+        every = {**NODES, **self.double.extra_nodes}
+        return [
+            n for n, labels in every.items() if all(labels.get(k) == v for k, v in selector.items())
+        ]
 
     def post_running(self, pod: dict[str, Any]) -> None:
         pod["status"].update(

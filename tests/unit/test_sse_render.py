@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
-from rdev_api.entrypoints.sse import Position, render_completed, render_output
-from rdev_common.events import CommandCompleted, OutputBatch, Reason
+from rdev_api.entrypoints.sse import (
+    Position,
+    command_stream,
+    project_stream,
+    render_completed,
+    render_output,
+)
+from rdev_api.service_layer.ports import StoredEvent
+from rdev_common import subjects
+from rdev_common.events import (
+    CloudEvent,
+    CommandCompleted,
+    CommandProgress,
+    CommandStarted,
+    EventData,
+    OutputBatch,
+    Reason,
+)
 
 
 def batch(stream: str, first_line: int, lines: list[str], **flags: tuple[int, ...]) -> OutputBatch:
@@ -100,3 +117,59 @@ def test_subjects_and_run_events_are_parsed_by_the_contract() -> None:
     # A field a newer producer added is ignored, not an error.
     newer = raw.replace(b'"attempt":1', b'"attempt":1,"zone":"eu"')
     assert decode_run_event("started", newer) == started
+
+
+class StoredRun:
+    """A RunReader over one run's stored events, as the broker would hand them out."""
+
+    def __init__(self, events: list[tuple[str, EventData]]) -> None:
+        self.stored = [
+            StoredEvent(
+                seq,
+                subjects.run_event("demo", "c1", kind),
+                CloudEvent.wrap(data, source="rdev/test", subject="c1", project="demo").to_bytes(),
+            )
+            for seq, (kind, data) in enumerate(events, start=1)
+        ]
+
+    async def events(
+        self, filter_subject: str, start_seq: int, follow: bool = True
+    ) -> AsyncIterator[StoredEvent]:
+        for stored in self.stored[start_seq - 1 :]:
+            yield stored
+
+    async def last_seq(self, subject: str) -> int | None:
+        return len(self.stored)
+
+
+async def test_a_starting_runs_progress_is_a_progress_event_in_both_streams() -> None:
+    waiting = "waiting for a node: 0/3 nodes are available"
+    done = CommandCompleted(
+        command_id="c1", project="demo", exit_code=0, reason=Reason.EXITED, duration_ms=5
+    )
+    reader = StoredRun(
+        [
+            ("started", CommandStarted(command_id="c1", project="demo", executor="e1")),
+            ("progress", progress_event("scheduling", waiting)),
+            ("progress", progress_event("pulling", "pulling image python:3.12")),
+            ("completed", done),
+        ]
+    )
+    one = parse(b"".join([c async for c in command_stream(reader, "demo", "c1", Position(), "")]))
+    assert [e["event"] for e in one] == ["connected", "progress", "progress", "complete"]
+    assert [e["data"]["phase"] for e in one[1:3]] == ["scheduling", "pulling"]  # type: ignore[index]
+    assert one[1]["data"]["message"] == waiting  # type: ignore[index]
+    assert [e["id"] for e in one[1:3]] == ["2", "3"]  # resumable like any other event
+    every = parse(b"".join([c async for c in project_stream(reader, "demo", Position())]))
+    assert [e["event"] for e in every] == [
+        "connected",
+        "started",
+        "progress",
+        "progress",
+        "complete",
+    ]
+    assert {e["data"]["stream_id"] for e in every[1:]} == {"c1"}  # type: ignore[index]
+
+
+def progress_event(phase: str, message: str) -> CommandProgress:
+    return CommandProgress(command_id="c1", project="demo", phase=phase, message=message)

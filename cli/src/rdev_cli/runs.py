@@ -52,6 +52,8 @@ def write_line(event: str, data: dict[str, Any]) -> None:
         report(CliError(f"the run failed: {data.get('message')} ({data.get('code')})"))
     elif event == "queued" and "position" in data and sys.stderr.isatty():
         report(CliError(queued_note(data)), style="yellow")
+    elif event == "progress" and "message" in data and sys.stderr.isatty():
+        report(CliError(f"starting — {data['message']}"), style="yellow")
 
 
 def queued_note(data: dict[str, Any]) -> str:

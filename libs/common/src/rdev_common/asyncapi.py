@@ -25,6 +25,7 @@ from rdev_common.events import (
     CommandCancelRequested,
     CommandCompleted,
     CommandOutput,
+    CommandProgress,
     CommandQueued,
     CommandRequested,
     CommandStarted,
@@ -34,7 +35,7 @@ from rdev_common.events import OUTPUT_CONTENT_TYPE as TEXT
 from rdev_common.events import OUTPUT_TYPE as OUTPUT_V2
 from rdev_common.webhook_events import ADMIN_ACTIONS, DeliveryAttempted, WebhookDisabled
 
-CONTRACT_VERSION = "1.2.0"
+CONTRACT_VERSION = "1.3.0"
 REF = "#/components/schemas/{model}"
 
 
@@ -68,6 +69,11 @@ def channels() -> list[Channel]:
             "only; published while someone watches the run, once per position).",
         ),
         _run_channel(CommandStarted, "An executor started the command."),
+        _run_channel(
+            CommandProgress,
+            "The started run still waits for its workspace (a Kubernetes pod not Ready: "
+            "waiting for a node, pulling the image); RDEV_RUNS only, once per change.",
+        ),
         _run_channel(
             CommandOutput,
             "A batch of output lines (RDEV_RUNS only): `…output.v2`, in CloudEvents binary "

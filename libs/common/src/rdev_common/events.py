@@ -282,6 +282,22 @@ class CommandQueued(EventData):
     running: int = 0
 
 
+class CommandProgress(EventData):
+    """A started run still waits for its workspace: what it waits for now.
+
+    Published by the executor while the run's Kubernetes workspace pod is not Ready
+    (waiting for a node, pulling the image, creating the container), once per change,
+    between the run's `started` and its first output. `phase` is one of `scheduling`,
+    `pulling`, `starting` or `replacing`; `message` says it in words.
+    """
+
+    kind = "command.progress"
+    command_id: str
+    project: str
+    phase: str
+    message: str
+
+
 class CommandCancelRequested(EventData):
     kind = "command.cancel_requested"
     command_id: str
@@ -298,6 +314,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CommandCompleted,
         CommandCancelRequested,
         CommandQueued,
+        CommandProgress,
     )
 }
 

@@ -178,7 +178,7 @@ def permissions(user: str) -> Permissions:
         publish = [
             *_info(),
             *_define(),
-            *_run_events("started", "output", "completed"),
+            *_run_events("started", "progress", "output", "completed"),
             *_kv(SLOTS_BUCKET),
             *_get(f"KV_{streams.SECRETS_BUCKET}", streams.COMMANDS, streams.RUNS),
             *(rule for name in owned for rule in _durable(streams.COMMANDS, name)),

@@ -14,7 +14,15 @@ WEBHOOKS_PREFIX = "rdev.webhooks"
 # A run's standard input, api → executor, core NATS request/reply (docs/interactive.md).
 INPUT_PREFIX = "rdev.input"
 
-RUN_KINDS = ("requested", "queued", "started", "output", "completed", "cancel_requested")
+RUN_KINDS = (
+    "requested",
+    "queued",
+    "started",
+    "progress",
+    "output",
+    "completed",
+    "cancel_requested",
+)
 LIFECYCLE_KINDS = ("requested", "started", "completed", "cancel_requested")
 
 # What no token taken from outside may hold: the token separator, the wildcards,

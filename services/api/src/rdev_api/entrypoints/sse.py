@@ -21,6 +21,7 @@ from rdev_api.service_layer.ports import RunReader, StoredEvent
 from rdev_common import run_state, subjects
 from rdev_common.events import (
     CommandCompleted,
+    CommandProgress,
     CommandQueued,
     EventData,
     OutputBatch,
@@ -176,6 +177,8 @@ LIFECYCLE_EVENTS = {
 # Where a queued run stands: an SSE `queued` event in a run's own stream too (clients
 # that do not know it ignore it, as SSE clients do with any event they do not listen to).
 QUEUED_KEYS = frozenset(CommandQueued.model_fields)
+# What a started run waits for (its workspace pod): a `progress` event, in the same way.
+PROGRESS_KEYS = frozenset(CommandProgress.model_fields)
 
 structlog_log = structlog.get_logger()
 
@@ -222,6 +225,11 @@ def _render(
         )
         data = {**extra, **queued.model_dump(mode="json")}
         return event("queued", data, str(stored.seq)), False
+    if kind == "progress":
+        fields = orjson.loads(stored.data)["data"].items()
+        progress = CommandProgress.model_validate({k: v for k, v in fields if k in PROGRESS_KEYS})
+        data = {**extra, **progress.model_dump(mode="json")}
+        return event("progress", data, str(stored.seq)), False
     if kind == "completed" or (not single and kind in LIFECYCLE_EVENTS):
         payload = decode_run_event(kind, stored.data)
         if isinstance(payload, CommandCompleted):

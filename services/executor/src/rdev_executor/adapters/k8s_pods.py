@@ -46,10 +46,11 @@ from rdev_executor.adapters.k8s_status import (
 log = structlog.get_logger()
 
 MAX_GENERATIONS = 8
-Progress = Callable[[str], Awaitable[None]]
+# (phase, message): what a starting workspace pod waits for now.
+Progress = Callable[[str, str], Awaitable[None]]
 
 
-async def no_progress(_: str) -> None:
+async def no_progress(_: str, __: str) -> None:
     return None
 
 
@@ -137,7 +138,9 @@ class WorkspacePods:
             if generation:
                 stuck = pod_name(project, spec, generation - 1)
                 log.warning("workspace pod stuck terminating; using a new one", pod=stuck)
-                await progress(f"workspace pod {stuck} is still terminating; starting a new one")
+                await progress(
+                    "replacing", f"workspace pod {stuck} is still terminating; starting a new one"
+                )
             pod = await self._create(project, spec, generation)
         ref = PodRef(ns, pod.metadata.name, pod.metadata.uid)
         if not is_ready(pod):
@@ -237,7 +240,7 @@ class WorkspacePods:
                 raise PodNotReady(final)
             if now != shown:
                 shown = now
-                await progress(now)
+                await progress(startup.phase, now)
             if time.monotonic() >= deadline:
                 raise PodNotReady(
                     f"workspace pod {ref.name} was not Ready after "

@@ -97,12 +97,15 @@ class Startup:
     _last_waiting: str | None = None
     _unschedulable_since: float | None = None
     trail: list[str] = field(default_factory=list)
+    # What the pod waits for, as of the last `observe`: scheduling, pulling, starting.
+    phase: str = "scheduling"
 
     def observe(self, pod: Any) -> tuple[str, str | None]:
         """(progress, final error or None) for the pod as it is now."""
         status = pod.status
         conditions = {c.type: c for c in (status.conditions if status else None) or []}
         scheduled = conditions.get("PodScheduled")
+        self.phase = "scheduling"
         if scheduled is not None and scheduled.status == "False":
             message = scheduled.message or scheduled.reason or "no node fits"
             if self._unschedulable_since is None:
@@ -116,6 +119,7 @@ class Startup:
         self._unschedulable_since = None
         if scheduled is None:
             return self._note("waiting to be scheduled"), None
+        self.phase = "starting"
         cs = workspace_status(pod)
         waiting = cs.state.waiting if cs is not None and cs.state is not None else None
         if cs is None or waiting is None:
@@ -132,6 +136,7 @@ class Startup:
                 detail += f" (last exit: {last.reason}, code {last.exit_code})"
             return self._note(detail), f"workspace pod {self.name} cannot start: {detail}"
         if reason in PULL_FAILING:
+            self.phase = "pulling"
             tries = f"{self.pull_failures}/{self.image_pull_tries}"
             progress = self._note(f"pulling image {cs.image} failed ({tries}): {detail}")
             if self.pull_failures >= self.image_pull_tries:
@@ -141,6 +146,7 @@ class Startup:
                 )
             return progress, None
         if reason == "ContainerCreating":
+            self.phase = "pulling"
             return self._note(f"pulling image {cs.image} and creating the container"), None
         return self._note(detail), None
 

@@ -36,6 +36,7 @@ from rdev_executor.adapters.k8s_pods import (
 from rdev_executor.adapters.k8s_spec import CONTAINER, ENV_NAME, KubernetesSpec
 from rdev_executor.adapters.k8s_status import gone_reason, restart_reason
 from rdev_executor.domain.redaction import Redactor
+from rdev_executor.service_layer.progress import report
 
 log = structlog.get_logger()
 
@@ -140,13 +141,15 @@ class KubernetesBackend:
         self._collect_in(self.options.namespace)  # also orphans of earlier executors
         self._collect_in(spec.namespace)
 
-        async def progress(message: str) -> None:
+        async def progress(phase: str, message: str) -> None:
             log.info(
                 "workspace pod starting",
                 project=request.project,
                 command_id=request.command_id,
+                phase=phase,
                 progress=message,
             )
+            await report(phase, redact(message))
 
         ref = await self.pods.ensure(request.project, spec, progress)
         cwd = posixpath.normpath(posixpath.join(spec.workdir, request.cwd or "."))

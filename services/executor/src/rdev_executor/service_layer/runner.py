@@ -22,6 +22,7 @@ from rdev_executor.domain.outcome import Outcome
 from rdev_executor.domain.output import OutputBatcher
 from rdev_executor.domain.redaction import Redactor
 from rdev_executor.domain.tty_output import TtyBatcher
+from rdev_executor.service_layer import progress
 from rdev_executor.service_layer.output_pump import BatchPublisher, OutputPump, end_of_output
 from rdev_executor.service_layer.output_queue import OutputQueue
 from rdev_executor.service_layer.ports import (
@@ -145,7 +146,8 @@ class Runner:
             Redactor(list(secrets.values())),
         )
         try:
-            process = await self.backend.start(req, {**secrets, **extra_env})
+            with progress.reporting_to(progress.run_sink(self.events, req, started)):
+                process = await self.backend.start(req, {**secrets, **extra_env})
         except Exception as exc:
             log.warning("command failed to start", command_id=cid, error=str(exc))
             with contextlib.suppress(RunAlreadyEnded):
