@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +16,25 @@ from rdev_common.broker import EmbeddedNats
 from rdev_common.telemetry import configure_telemetry
 from tests.postgres import throwaway_database
 from tests.support import RdevSystem, start_system
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _end_leftover_tasks() -> AsyncIterator[None]:
+    """End the session loop's leftover tasks while it still runs, cancelling each until it
+    is done. A broker client left open to a server its test stopped retries for ever, and
+    its reconnect loop can lose one cancellation (Python 3.11's `asyncio.wait_for` drops
+    a cancel that races its inner future): the loop's single cancel at shutdown then
+    waits until pytest-timeout fails whatever test the worker runs last."""
+    yield
+    current = asyncio.current_task()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not left:
+            return
+        for task in left:
+            task.cancel()
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
