@@ -190,16 +190,22 @@ __all__ = ["EmbeddedNats", "RdevSystem", "start_system", "wait_for"]
 
 
 def service_pids(system: RdevSystem, service: str) -> list[int]:
-    """Pids of `python -m rdev_<service>` processes started by this system's `rdev up`."""
+    """Pids of the `python -m rdev_<service>` processes that this system's `rdev up`
+    started: its children only, never a run the service is forking at that moment (which,
+    until it execs, has the same command line and environment)."""
     pids = []
     marker = str(system.data_dir).encode()
+    supervisor = system.process.pid if system.process is not None else None
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             environ = (entry / "environ").read_bytes()
-        except OSError:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if supervisor is not None and parent != supervisor:
             continue
         if f"rdev_{service}".encode() in cmdline and marker in environ:
             pids.append(int(entry.name))
