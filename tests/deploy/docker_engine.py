@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rdev_common.nats_auth import generate_passwords, password_variable
+
 from .support import REPO, find_tool
 
 BASE_IMAGES = ("python:3.11-slim", "nats:2.15-alpine", "postgres:16")
@@ -144,3 +146,8 @@ def compose_command() -> list[str] | None:
             return [binary, "compose"]
     standalone = find_tool("docker-compose")
     return [standalone] if standalone else None
+
+
+def nats_passwords() -> dict[str, str]:
+    """A fresh password per broker identity, as `rdev nats-passwords` prints them."""
+    return {password_variable(user): pw for user, pw in generate_passwords().items()}

@@ -5,15 +5,13 @@ neither needs a Docker engine."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
-from rdev_common.nats_auth import generate_passwords, password_variable
-
-from .support import REPO, SERVICES, find_tool, load_documents
+from .docker_engine import compose_command, nats_passwords
+from .support import REPO, SERVICES, load_documents
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 HEALTH_PORTS = {"executor": 8081, "webhooks": 8082, "audit": 8083}
@@ -25,18 +23,6 @@ def compose() -> dict[str, Any]:
     return dict(doc)
 
 
-def compose_command() -> list[str] | None:
-    docker = shutil.which("docker")
-    if docker:
-        probe = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
-        )
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    standalone = find_tool("docker-compose")
-    return [standalone] if standalone else None
-
-
 def compose_config(with_passwords: bool) -> subprocess.CompletedProcess[str]:
     command = compose_command()
     if command is None:
@@ -46,7 +32,7 @@ def compose_config(with_passwords: bool) -> subprocess.CompletedProcess[str]:
         )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RDEV_NATS_")}
     if with_passwords:
-        env |= {password_variable(user): pw for user, pw in generate_passwords().items()}
+        env |= nats_passwords()
     return subprocess.run(
         [*command, "-f", str(COMPOSE_FILE), "config", "-q"],
         capture_output=True,

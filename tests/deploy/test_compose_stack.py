@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from rdev_common.broker import free_port
-from rdev_common.nats_auth import generate_passwords, password_variable
 from tests.e2e.sse_helpers import events_url, read_events, submit
 from tests.support import wait_for
 
@@ -33,6 +32,7 @@ from .docker_engine import (
     docker,
     engine,
     ensure_base_images,
+    nats_passwords,
 )
 from .support import REPO
 
@@ -41,11 +41,6 @@ pytestmark = [pytest.mark.compose, pytest.mark.timeout(1200)]
 SERVICES = ("nats", "postgres", "api", "executor", "webhooks", "audit")
 PROJECT = "my-project"
 WORKDIR = f"/workspaces/{PROJECT}"
-
-
-def nats_passwords() -> dict[str, str]:
-    """A fresh password per broker identity, as `rdev nats-passwords` prints them."""
-    return {password_variable(user): pw for user, pw in generate_passwords().items()}
 
 
 @dataclass
